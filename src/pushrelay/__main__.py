@@ -1,0 +1,3 @@
+from pushrelay.cli import main
+
+main()
