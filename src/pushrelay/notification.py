@@ -15,7 +15,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ._exceptions import NotificationError
@@ -161,7 +161,7 @@ def expiration_from_ttl(ttl: Any, *, now: float | None = None) -> int:
     """Turn a relative time-to-live in seconds into the absolute epoch APNs wants (never relative)."""
     if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl < 0:
         raise NotificationError(f"ttl must be a number of seconds >= 0, got {ttl!r}", field="ttl")
-    base = datetime.now(timezone.utc).timestamp() if now is None else now
+    base = datetime.now(UTC).timestamp() if now is None else now
     return int(base + ttl)
 
 

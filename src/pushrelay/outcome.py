@@ -15,7 +15,7 @@ __all__ = ["DeliveryResult", "Outcome"]
 class Outcome(enum.StrEnum):
     DELIVERED = "delivered"
     """The provider accepted the notification for this device."""
-    TOKEN_DEAD = "token_dead"
+    TOKEN_DEAD = "token_dead"  # noqa: S105 - an outcome name, not a secret
     """The token will never work again: retire the device (410 Unregistered, BadDeviceToken...)."""
     RETRY = "retry"
     """Transient: try again later with backoff (429, 500, 503, connection errors)."""

@@ -1,0 +1,415 @@
+"""The APNs client: notifications in, one :class:`DeliveryResult` per device out.
+
+``send`` answers one device; ``send_many`` streams results for an iterable (or async iterable) of
+``(notification, token, tag[, apns_id])`` with a bounded number in flight and no per-item task or
+future, so memory stays flat however large the batch. Provider answers and transport trouble are
+outcomes, never exceptions; only an invalid notification raises :class:`NotificationError`.
+
+Retries inside the client are short-term (``max_attempts`` with exponential backoff and jitter) and
+keep the same ``apns-id``; the durable outbox schedules longer ones itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import re
+import ssl
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .._exceptions import ConfigurationError, TransportError
+from ..http2 import Http2Pool, PendingRequest, Response
+from ..notification import Notification
+from ..outcome import DeliveryResult, Outcome
+from ..tls import client_ssl_context
+from .auth import TokenAuth
+from .certificate import CertificateAuth
+from .payload import ApnsRequest, render
+from .reasons import classify
+
+__all__ = ["DEVELOPMENT_ENDPOINT", "PRODUCTION_ENDPOINT", "ApnsClient", "ApnsStats", "Item"]
+
+log = logging.getLogger("pushrelay.apns")
+
+PRODUCTION_ENDPOINT = "https://api.push.apple.com"
+DEVELOPMENT_ENDPOINT = "https://api.sandbox.push.apple.com"
+_INDEXABLE = frozenset({b":authority", b"authorization", b"apns-topic", b"apns-push-type", b"apns-priority"})
+_TOKEN_RE = re.compile(r"(?:[0-9a-fA-F]{2}){32,}")
+
+#: (notification, token, tag) or (notification, token, tag, apns_id)
+Item = tuple[Notification, str, Any] | tuple[Notification, str, Any, str | None]
+
+
+@dataclass
+class ApnsStats:
+    """Counters since the client was opened (for metrics and tests)."""
+
+    sent: int = 0  # requests put on the wire, retries included
+    retries: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    jwt_rejections: int = 0
+
+
+class _Job:
+    """One (notification, device) delivery across its attempts."""
+
+    __slots__ = ("apns_id", "attempts", "auth_sent", "expired_retry", "on_done", "rendered", "tag", "token")
+
+    def __init__(
+        self,
+        rendered: ApnsRequest,
+        token: str,
+        tag: Any,
+        apns_id: str,
+        on_done: Callable[[DeliveryResult], None],
+    ) -> None:
+        self.rendered = rendered
+        self.token = token
+        self.tag = tag
+        self.apns_id = apns_id
+        self.on_done = on_done
+        self.attempts = 0
+        self.auth_sent = ""
+        self.expired_retry = False
+
+
+class ApnsClient:
+    def __init__(
+        self,
+        auth: TokenAuth | CertificateAuth,
+        *,
+        topic: str,
+        environment: Literal["production", "development"] = "production",
+        endpoint: str | None = None,
+        ca_file: str | os.PathLike[str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        connections: int = 1,
+        max_in_flight: int = 2000,
+        request_timeout: float = 30.0,
+        max_attempts: int = 3,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        ping_interval: float = 60.0,
+    ) -> None:
+        if environment not in ("production", "development"):
+            raise ConfigurationError(
+                f"environment must be 'production' or 'development', got {environment!r}", field="environment"
+            )
+        if not isinstance(topic, str) or not topic or " " in topic:
+            raise ConfigurationError(f"topic must be the app's bundle id, got {topic!r}", field="topic")
+        if max_attempts < 1:
+            raise ConfigurationError("max_attempts must be at least 1", field="max_attempts")
+        self.auth = auth
+        self.topic = topic
+        self.environment = environment
+        self.endpoint = endpoint or (
+            PRODUCTION_ENDPOINT if environment == "production" else DEVELOPMENT_ENDPOINT
+        )
+        self.endpoint = self.endpoint.rstrip("/")
+        if isinstance(auth, CertificateAuth):
+            auth.check_valid()
+        if ssl_context is None:
+            ssl_context = client_ssl_context(
+                ca_file=ca_file, client_cert=auth if isinstance(auth, CertificateAuth) else None
+            )
+        self.max_in_flight = max_in_flight
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.stats = ApnsStats()
+        #: set when APNs said the credentials or topic are wrong; nothing more is sent until reset
+        self.broken: str | None = None
+        self._pool_args: dict[str, Any] = {
+            "connections": connections,
+            "indexable_headers": _INDEXABLE,
+            "request_timeout": request_timeout,
+            "ping_interval": ping_interval,
+        }
+        self._ssl_context = ssl_context
+        self._pool: Http2Pool | None = None
+        self._render_cache: dict[int, tuple[Notification, ApnsRequest]] = {}
+        self._id_prefix = os.urandom(10).hex()
+        self._id_counter = 0
+        self._auth_str = ""
+        self._auth_bytes = b""
+        self._static: list[tuple[bytes, bytes]] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    async def __aenter__(self) -> ApnsClient:
+        self._ensure_pool()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None
+
+    @property
+    def pool(self) -> Http2Pool:
+        return self._ensure_pool()
+
+    def _ensure_pool(self) -> Http2Pool:
+        if self._pool is None:
+            self._pool = Http2Pool(self.endpoint, self._ssl_context, **self._pool_args)
+            self._static = [
+                (b":method", b"POST"),
+                (b":scheme", b"https"),
+                (b":authority", self._pool.authority),
+            ]
+        return self._pool
+
+    def reset_broken(self) -> None:
+        """Resume sending after an operator fixed the configuration."""
+        self.broken = None
+
+    # -- sending -----------------------------------------------------------------------------------
+    async def send(
+        self, notification: Notification, token: str, *, apns_id: str | None = None
+    ) -> DeliveryResult:
+        """Deliver to one device and return its result."""
+        fut: asyncio.Future[DeliveryResult] = asyncio.get_running_loop().create_future()
+        self.start(notification, token, None, apns_id, fut.set_result)
+        return await fut
+
+    async def send_many(
+        self, items: Iterable[Item] | AsyncIterable[Item], *, max_in_flight: int | None = None
+    ) -> AsyncIterator[DeliveryResult]:
+        """Deliver every item, yielding results in completion order (``result.tag`` is the item's tag)."""
+        limit = max_in_flight or self.max_in_flight
+        results: deque[DeliveryResult] = deque()
+        wake = asyncio.Event()
+        outstanding = 0
+
+        def done(result: DeliveryResult) -> None:
+            nonlocal outstanding
+            outstanding -= 1
+            results.append(result)
+            wake.set()
+
+        sync_it: Iterator[Item] | None = None
+        async_it: AsyncIterator[Item] | None = None
+        if isinstance(items, AsyncIterable):
+            async_it = aiter(items)
+        else:
+            sync_it = iter(items)
+        exhausted = False
+        while True:
+            while not exhausted and outstanding < limit:
+                try:
+                    item = next(sync_it) if sync_it is not None else await anext(async_it)  # type: ignore[arg-type]
+                except (StopIteration, StopAsyncIteration):
+                    exhausted = True
+                    break
+                outstanding += 1
+                self.start(item[0], item[1], item[2], item[3] if len(item) > 3 else None, done)
+            while results:
+                yield results.popleft()
+            if exhausted and outstanding == 0:
+                return
+            wake.clear()
+            if not results:
+                await wake.wait()
+
+    def start(
+        self,
+        notification: Notification,
+        token: str,
+        tag: Any,
+        apns_id: str | None,
+        on_done: Callable[[DeliveryResult], None],
+    ) -> None:
+        """Begin one delivery; ``on_done`` is called exactly once with its result (the low-level API
+        that ``send`` and ``send_many`` are built on; call it from the event loop thread)."""
+        rendered = self._render(notification)  # raises NotificationError before anything is queued
+        if apns_id is None:
+            self._id_counter += 1
+            p = self._id_prefix
+            apns_id = f"{p[:8]}-{p[8:12]}-4{p[13:16]}-{p[16:20]}-{self._id_counter:012x}"
+        job = _Job(rendered, token, tag, apns_id, on_done)
+        if not isinstance(token, str) or not _TOKEN_RE.fullmatch(token):
+            self._finish(job, Outcome.TOKEN_DEAD, 0, "BadDeviceToken", detail="not a hex APNs device token")
+            return
+        if self.broken is not None:
+            self._finish(job, Outcome.CONFIG_BROKEN, 0, self.broken, detail="sending stopped for this app")
+            return
+        self._submit(job)
+
+    def _render(self, notification: Notification) -> ApnsRequest:
+        # a batch usually repeats one notification object: render it once
+        key = id(notification)
+        hit = self._render_cache.get(key)
+        if hit is not None and hit[0] is notification:
+            return hit[1]
+        if not isinstance(notification, Notification):
+            notification = Notification.from_dict(notification)
+        rendered = render(notification, topic=self.topic)
+        if len(self._render_cache) >= 256:
+            self._render_cache.clear()
+        self._render_cache[key] = (notification, rendered)
+        return rendered
+
+    def _submit(self, job: _Job) -> None:
+        pool = self._ensure_pool()
+        r = job.rendered
+        headers = [*self._static, (b":path", b"/3/device/" + job.token.encode())]
+        if isinstance(self.auth, TokenAuth):
+            value = self.auth.authorization()
+            if value is not self._auth_str:
+                self._auth_str, self._auth_bytes = value, value.encode()
+            job.auth_sent = value
+            headers.append((b"authorization", self._auth_bytes))
+        headers += [
+            (b"apns-topic", r.topic.encode()),
+            (b"apns-push-type", r.push_type.encode()),
+            (b"apns-priority", b"%d" % r.priority),
+            (b"apns-id", job.apns_id.encode()),
+        ]
+        if r.expiration is not None:
+            headers.append((b"apns-expiration", b"%d" % r.expiration))
+        if r.collapse_id is not None:
+            headers.append((b"apns-collapse-id", r.collapse_id.encode()))
+        job.attempts += 1
+        self.stats.sent += 1
+        pool.submit(PendingRequest(headers, r.body, self._on_answer, job))
+
+    # -- answers -----------------------------------------------------------------------------------
+    def _on_answer(self, req: PendingRequest, answer: Response | TransportError) -> None:
+        job: _Job = req.tag
+        if isinstance(answer, TransportError):
+            self._retry_or_finish(job, Outcome.RETRY, 0, type(answer).__name__, detail=str(answer))
+            return
+        status = answer.status
+        if status == 200:
+            self._finish(
+                job, Outcome.DELIVERED, 200, None, provider_id=_header(answer, b"apns-id") or job.apns_id
+            )
+            return
+        reason, timestamp = _parse_error(answer.body)
+        outcome = classify(status, reason)
+        retry_after = _retry_after(answer)
+        if status == 403 and reason == "ExpiredProviderToken" and isinstance(self.auth, TokenAuth):
+            self.stats.jwt_rejections += 1
+            if not job.expired_retry and self.auth.token_rejected(job.auth_sent, reason):
+                # a fresh token was minted: drop this connection and resend at once (same apns-id)
+                job.expired_retry = True
+                self._ensure_pool().retire(req.conn)
+                self.stats.retries += 1
+                self._submit(job)
+                return
+            outcome = Outcome.CONFIG_BROKEN
+        if outcome is Outcome.CONFIG_BROKEN and self.broken is None:
+            self.broken = f"{status} {reason}"
+            log.error(
+                "APNs rejected the configuration of topic %s (%s %s): sending stopped for this app "
+                "until the credentials or topic are fixed",
+                self.topic,
+                status,
+                reason,
+            )
+        if outcome is Outcome.RETRY:
+            self._retry_or_finish(job, outcome, status, reason, retry_after=retry_after)
+            return
+        self._finish(
+            job, outcome, status, reason, provider_id=_header(answer, b"apns-id"), invalid_since=timestamp
+        )
+
+    def _retry_or_finish(
+        self,
+        job: _Job,
+        outcome: Outcome,
+        status: int,
+        reason: str | None,
+        *,
+        detail: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        if job.attempts < self.max_attempts and self._pool is not None and self.broken is None:
+            delay = min(self.backoff_cap, self.backoff_base * 2 ** (job.attempts - 1)) * random.uniform(
+                0.5, 1.0
+            )
+            if retry_after is not None:
+                delay = max(delay, retry_after)
+            self.stats.retries += 1
+            asyncio.get_running_loop().call_later(delay, self._resubmit, job)
+            return
+        self._finish(job, outcome, status, reason, detail=detail, retry_after=retry_after)
+
+    def _resubmit(self, job: _Job) -> None:
+        if self._pool is None:  # closed meanwhile
+            self._finish(
+                job, Outcome.RETRY, 0, "ClientClosed", detail="the client was closed before the retry"
+            )
+        elif self.broken is not None:
+            self._finish(job, Outcome.CONFIG_BROKEN, 0, self.broken, detail="sending stopped for this app")
+        else:
+            self._submit(job)
+
+    def _finish(
+        self,
+        job: _Job,
+        outcome: Outcome,
+        status: int,
+        reason: str | None,
+        *,
+        provider_id: str | None = None,
+        invalid_since: int | None = None,
+        retry_after: float | None = None,
+        detail: str | None = None,
+    ) -> None:
+        outcomes = self.stats.outcomes
+        outcomes[outcome.value] = outcomes.get(outcome.value, 0) + 1
+        job.on_done(
+            DeliveryResult(
+                token=job.token,
+                outcome=outcome,
+                status=status,
+                reason=f"{reason}: {detail}" if detail and reason else (reason or detail),
+                provider_id=provider_id or job.apns_id,
+                token_invalid_since=invalid_since,
+                retry_after=retry_after,
+                attempts=max(job.attempts, 1),
+                tag=job.tag,
+            )
+        )
+
+
+def _header(response: Response, name: bytes) -> str | None:
+    for key, value in response.headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _retry_after(response: Response) -> float | None:
+    value = _header(response, b"retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _parse_error(body: bytes) -> tuple[str | None, int | None]:
+    """APNs error bodies are ``{"reason": ..., "timestamp": ms}``; tolerate anything else."""
+    try:
+        data = json.loads(body) if body else {}
+    except ValueError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    reason = data.get("reason")
+    timestamp = data.get("timestamp")
+    return (
+        reason if isinstance(reason, str) else None,
+        timestamp if isinstance(timestamp, int) and not isinstance(timestamp, bool) else None,
+    )
