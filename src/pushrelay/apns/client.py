@@ -40,6 +40,7 @@ log = logging.getLogger("pushrelay.apns")
 PRODUCTION_ENDPOINT = "https://api.push.apple.com"
 DEVELOPMENT_ENDPOINT = "https://api.sandbox.push.apple.com"
 _INDEXABLE = frozenset({b":authority", b"authorization", b"apns-topic", b"apns-push-type", b"apns-priority"})
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 _TOKEN_RE = re.compile(r"(?:[0-9a-fA-F]{2}){32,}")
 
 #: (notification, token, tag) or (notification, token, tag, apns_id)
@@ -233,7 +234,8 @@ class ApnsClient:
         if apns_id is None:
             self._id_counter += 1
             p = self._id_prefix
-            apns_id = f"{p[:8]}-{p[8:12]}-4{p[13:16]}-{p[16:20]}-{self._id_counter:012x}"
+            # a random per-client prefix + a counter: unique, a valid v4 UUID, and ~10x cheaper than uuid4()
+            apns_id = f"{p[:8]}-{p[8:12]}-4{p[13:16]}-{_VARIANT[p[16]]}{p[17:20]}-{self._id_counter:012x}"
         job = _Job(rendered, token, tag, apns_id, on_done)
         if not isinstance(token, str) or not _TOKEN_RE.fullmatch(token):
             self._finish(job, Outcome.TOKEN_DEAD, 0, "BadDeviceToken", detail="not a hex APNs device token")

@@ -65,6 +65,7 @@ class Http2Connection(asyncio.Protocol):
         self.lost = False
         self._flush_pending = False
         self._in_read = False
+        self.closed_event = asyncio.Event()  # set by connection_lost: the socket is really closed
 
     # -- capacity ----------------------------------------------------------------------------------
     @property
@@ -149,6 +150,7 @@ class Http2Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        self.closed_event.set()
         reason = f"connection lost: {exc}" if exc else "connection closed by the server"
         self._fail_all(ConnectionLostError(reason))
         self.pool.connection_closed(self)

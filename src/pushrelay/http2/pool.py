@@ -160,21 +160,33 @@ class Http2Pool:
         end = loop.time() + grace
         while self.in_flight and loop.time() < end:  # noqa: ASYNC110 - answers arrive via callbacks
             await asyncio.sleep(0.01)
-        for conn in list(self._conns):
-            conn.close()
-        for conn in list(self._conns):
+        conns = list(self._conns)
+        for conn in conns:
             if conn.inflight:  # still unanswered after the grace period
                 conn.abort()
+            else:
+                conn.close()
+        # wait for the sockets to be really closed (TLS close_notify), so none outlives the loop
+        waits = [asyncio.ensure_future(c.closed_event.wait()) for c in conns if not c.closed_event.is_set()]
+        if waits:
+            _done, slow = await asyncio.wait(waits, timeout=1.0)
+            for fut in slow:
+                fut.cancel()
+            for conn in conns:
+                if not conn.closed_event.is_set():
+                    conn.abort()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
-        for task in list(self._tasks):
-            task.cancel()
         if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        # let transports finish closing so no ResourceWarning escapes
-        for _ in range(3):
+            # cancelling a TLS handshake can leak its socket: let pending connects finish (they close
+            # themselves, seeing the pool closed) and cancel only those that hang
+            _done, pending = await asyncio.wait(set(self._tasks), timeout=self.connect_timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        for _ in range(3):  # let aborted transports run connection_lost
             await asyncio.sleep(0)
 
     # -- scheduling --------------------------------------------------------------------------------
@@ -233,6 +245,9 @@ class Http2Pool:
             self._connect_failed(exc)
             return
         self._connecting -= 1
+        if self._closed:
+            conn.close()
+            return
         self._failures = 0
         self.stats.connections_opened += 1
         self._conns.append(conn)
