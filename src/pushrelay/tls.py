@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ._exceptions import ConfigurationError, CredentialsError
-from .apns._pem import display_name, find_blocks, read_credential_file
+from ._pem import display_name, find_blocks, read_credential_file
 
 if TYPE_CHECKING:
     from .apns.certificate import CertificateAuth

@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from .._exceptions import ConfigurationError, CredentialsError
-from ._pem import display_name, find_blocks, looks_like_der_sequence, read_credential_file
+from .._pem import display_name, find_blocks, looks_like_der_sequence, read_credential_file
 from .certificate import CertificateAuth
 
 __all__ = ["CertificateAuth", "TokenAuth"]

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from .._exceptions import CredentialsError
-from ._pem import PemBlock, display_name, find_blocks, looks_like_der_sequence, read_credential_file
+from .._pem import PemBlock, display_name, find_blocks, looks_like_der_sequence, read_credential_file
 from .cert_topics import certificate_topics
 
 __all__ = ["CertificateAuth"]

@@ -10,7 +10,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from .._exceptions import CredentialsError
+from ._exceptions import CredentialsError
 
 __all__ = ["PemBlock", "display_name", "find_blocks", "looks_like_der_sequence", "read_credential_file"]
 

@@ -1,0 +1,184 @@
+"""The FCM HTTP v1 client: one request per device, many in flight on multiplexed HTTP/2.
+
+Same shape as the APNs client so the registry and the outbox dispatch by platform::
+
+    async with FcmClient(ServiceAccount.from_file("sa.json"), mapping="4d") as fcm:
+        result = await fcm.send(notification, registration_token)      # or "topic:news"
+        async for r in fcm.send_many((n, token, tag) for token, tag in devices):
+            ...
+
+``send`` never raises for FCM's answers or for transport trouble: they become
+:class:`~pushrelay.outcome.DeliveryResult` outcomes. It raises :class:`NotificationError` only for a
+notification FCM would never accept.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from .._batching import send_many as _send_many
+from .._exceptions import ConfigurationError, CredentialsError, TransportError
+from ..notification import Notification
+from ..outcome import DeliveryResult, Outcome
+from .credentials import ServiceAccount
+from .errors import MIN_QUOTA_BACKOFF, classify, parse_error, parse_retry_after
+from .mapping import AndroidOptions, MappingName, render
+from .target import FcmTarget
+from .transport import Http2Transport, HttpResponse, Transport
+
+__all__ = ["DEFAULT_BASE_URL", "FcmClient"]
+
+DEFAULT_BASE_URL = "https://fcm.googleapis.com"
+# Google project ids: lower-case letters, digits and hyphens; legacy domain-scoped ones add "." and ":".
+_PROJECT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:_-]{0,99}")
+
+
+class FcmClient:
+    """Send notifications through FCM HTTP v1 for one Firebase project."""
+
+    def __init__(
+        self,
+        credentials: ServiceAccount,
+        *,
+        project_id: str | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        mapping: MappingName = "4d",
+        android: AndroidOptions | None = None,
+        ca_file: str | Path | None = None,
+        concurrency: int = 1000,
+        connections: int = 4,
+        timeout: float = 10.0,
+        validate_only: bool = False,
+        transport: Transport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if mapping not in ("4d", "standard"):
+            raise ValueError(f"mapping must be '4d' or 'standard', got {mapping!r}")
+        self.credentials = credentials
+        self.project_id = project_id or credentials.project_id
+        if not _PROJECT_ID.fullmatch(self.project_id):
+            raise ConfigurationError(
+                f"project_id must be a Firebase project id such as 'myapp-1234', got {self.project_id!r}",
+                field="project_id",
+            )
+        self.mapping: MappingName = mapping
+        self.android = android or AndroidOptions()
+        self.concurrency = concurrency
+        self.validate_only = validate_only
+        self._path = f"/v1/projects/{self.project_id}/messages:send"
+        self._transport: Transport = transport or Http2Transport(
+            base_url.rstrip("/"), ca_file=ca_file, timeout=timeout, connections=connections
+        )
+        self._clock = clock
+        # Rendering is the same for every device of a notification: keep the last one, keyed by
+        # identity and by the second (the ttl is relative to now).
+        self._rendered: tuple[Notification, int, bytes] | None = None
+
+    async def __aenter__(self) -> FcmClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+    def render(self, notification: Notification) -> dict[str, Any]:
+        """The FCM message this client sends for ``notification`` (without its target)."""
+        return render(notification, mapping=self.mapping, options=self.android, now=self._clock())
+
+    async def send(self, notification: Notification, token: str | FcmTarget) -> DeliveryResult:
+        """Deliver to one registration token, ``"topic:<name>"`` or ``"condition:<expr>"``."""
+        target = FcmTarget.parse(token)
+        label = str(target)
+        body = self._body(notification, target)
+        if target.kind == "token" and not target.value.strip():
+            return DeliveryResult(label, Outcome.TOKEN_DEAD, reason="empty FCM registration token")
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                access_token = await self.credentials.access_token()
+            except CredentialsError as exc:
+                return DeliveryResult(label, Outcome.CONFIG_BROKEN, reason=str(exc), attempts=attempts)
+            except TransportError as exc:
+                return DeliveryResult(label, Outcome.RETRY, reason=str(exc), attempts=attempts)
+            headers = {"authorization": f"Bearer {access_token}", "content-type": "application/json"}
+            try:
+                response = await self._transport.post(self._path, headers, body)
+            except TransportError as exc:
+                return DeliveryResult(label, Outcome.RETRY, reason=str(exc), attempts=attempts)
+            if response.status == 401 and attempts == 1 and _is_oauth_refusal(response):
+                # The token was revoked or expired early: mint a new one and try once more.
+                self.credentials.invalidate(access_token)
+                continue
+            return self._result(label, target, response, attempts)
+
+    def send_many(
+        self,
+        items: Iterable[tuple[Notification, str | FcmTarget, object]]
+        | AsyncIterable[tuple[Notification, str | FcmTarget, object]],
+        *,
+        concurrency: int | None = None,
+    ) -> AsyncIterator[DeliveryResult]:
+        """Send every ``(notification, token, tag)``; results (with ``.tag``) in completion order."""
+        return _send_many(items, self.send, limit=concurrency or self.concurrency)
+
+    # -- internals -------------------------------------------------------------------------------
+    def _body(self, notification: Notification, target: FcmTarget) -> bytes:
+        second = int(self._clock())
+        cached = self._rendered
+        if cached is not None and cached[0] is notification and cached[1] == second:
+            message = cached[2]
+        else:
+            message = json.dumps(
+                self.render(notification), ensure_ascii=False, separators=(",", ":")
+            ).encode()
+            self._rendered = (notification, second, message)
+        # Splice the target in front of the rendered message instead of re-encoding it per device.
+        head = b'{"validate_only":true,"message":{' if self.validate_only else b'{"message":{'
+        field = (
+            json.dumps(target.kind).encode() + b":" + json.dumps(target.value, ensure_ascii=False).encode()
+        )
+        rest = message[1:-1]
+        return head + field + (b"," + rest if rest else b"") + b"}}"
+
+    def _result(self, label: str, target: FcmTarget, response: HttpResponse, attempts: int) -> DeliveryResult:
+        if response.status == 200:
+            return DeliveryResult(
+                label, Outcome.DELIVERED, 200, provider_id=_message_name(response.body), attempts=attempts
+            )
+        error = parse_error(response.status, response.body)
+        outcome = classify(error, is_token=target.kind == "token")
+        retry_after = parse_retry_after(response.headers.get("retry-after"), now=self._clock())
+        if error.error_code == "QUOTA_EXCEEDED" or (error.error_code is None and response.status == 429):
+            retry_after = max(retry_after or 0.0, MIN_QUOTA_BACKOFF)
+        return DeliveryResult(
+            label,
+            outcome,
+            response.status,
+            reason=error.reason,
+            retry_after=retry_after if outcome is Outcome.RETRY else None,
+            attempts=attempts,
+        )
+
+
+def _message_name(body: bytes) -> str | None:
+    try:
+        name = json.loads(body).get("name")
+    except (ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+def _is_oauth_refusal(response: HttpResponse) -> bool:
+    """A 401 about our access token, not THIRD_PARTY_AUTH_ERROR (the APNs/web keys stored in Firebase)."""
+    return parse_error(response.status, response.body).error_code != "THIRD_PARTY_AUTH_ERROR"

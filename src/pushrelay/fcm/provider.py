@@ -1,0 +1,86 @@
+"""The FCM provider of :mod:`pushrelay.push`: Android devices of an app, through :class:`FcmClient`.
+
+Plugs into the platform table: ``PROVIDERS["android"] = FcmProvider``. The service account (and so
+its access token) is loaded once per process and shared by every send, like the APNs credentials:
+a 4D-style backend creates a new PushNotification per send, and minting a token each time would
+be slow and hit Google's token endpoint needlessly.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from ..config.model import AppConfig
+from ..notification import Notification
+from ..outcome import DeliveryResult
+from ..push.providers import ProviderUnavailable
+from ..push.targets import Channel, Target
+from .client import FcmClient
+from .credentials import ServiceAccount
+from .settings import FcmSettings
+
+__all__ = ["FcmProvider", "shared_service_account"]
+
+_accounts: dict[tuple[object, ...], ServiceAccount] = {}
+_lock = threading.Lock()
+
+
+def _mtime(path: Path | None) -> float:
+    try:
+        return path.stat().st_mtime if path is not None else 0.0
+    except OSError:
+        return 0.0
+
+
+def shared_service_account(settings: FcmSettings) -> ServiceAccount:
+    """The process-wide :class:`ServiceAccount` for these settings (reloaded when the file changes)."""
+    path = settings.service_account_file
+    key = (str(path), _mtime(path), settings.token_uri, str(settings.ca_file))
+    with _lock:
+        account = _accounts.get(key)
+        if account is None:
+            account = _accounts[key] = settings.service_account()
+        return account
+
+
+class FcmProvider:
+    """Delivers one app's Android devices (``[apps.NAME.fcm]``)."""
+
+    def __init__(self, app: AppConfig, channel: Channel) -> None:
+        if app.fcm is None:
+            raise ProviderUnavailable(
+                f"no android provider configured: app {app.name!r} has no [apps.{app.name}.fcm] settings",
+                field=f"apps.{app.name}.fcm",
+            )
+        settings = FcmSettings.from_mapping(app.fcm, table=f"apps.{app.name}.fcm", base_dir=app.base_dir)
+        self._client = FcmClient(
+            shared_service_account(settings),
+            project_id=settings.project_id,
+            base_url=settings.base_url,
+            mapping=settings.mapping,
+            android=settings.android_options(),
+            ca_file=settings.ca_file,
+        )
+
+    async def __aenter__(self) -> FcmProvider:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._client.aclose()
+
+    async def deliver(
+        self, items: AsyncIterator[tuple[Notification, Target]]
+    ) -> AsyncIterator[tuple[Target, DeliveryResult]]:
+        async def as_items() -> AsyncIterator[tuple[Notification, str, object]]:
+            async for notification, target in items:
+                yield notification, target.token, target
+
+        results = self._client.send_many(as_items())
+        try:
+            async for result in results:
+                assert isinstance(result.tag, Target)
+                yield result.tag, result
+        finally:
+            await results.aclose()  # type: ignore[attr-defined]
