@@ -1,0 +1,146 @@
+"""``pushrelay send``: send a notification to users (e-mail addresses), tokens, or every device.
+
+The exit code is 0 when at least one device accepted the notification (``success``), 1 otherwise.
+``--json`` prints the result (4D shape plus deliveries) on stdout and nothing else; without it a
+summary goes to stdout, warnings and errors to stderr, and a progress bar shows on a terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
+from ..push import Progress, PushNotification, PushResult
+from ._common import clean_errors, config_option, json_option, load, open_registry, print_json
+
+
+def _user_info(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        data = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise click.BadParameter("must be a JSON object, e.g. '{\"orderId\": 42}'")
+    return data
+
+
+def _primary_key(text: str) -> Any:
+    # 4D primary keys are numbers or texts: "42" is the number 42, "\"42\"" the text, "A-12" a text
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    return value if isinstance(value, str | int | float) and not isinstance(value, bool) else text
+
+
+@contextlib.contextmanager
+def _progress_bar(enabled: bool) -> Iterator[Progress | None]:
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import Progress as Bar
+
+    with Bar(
+        TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=Console(stderr=True), transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("send", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+@click.command("send")
+@config_option
+@click.option(
+    "--app", "app_ref", default=None, help="App name, bundle id or TEAMID.bundle.id (default: the only app)."
+)
+@click.option("--to", "recipients", multiple=True, help="An e-mail address or a device token; repeatable.")
+@click.option("--all", "send_all", is_flag=True, help="Every active device of the app.")
+@click.option("--targets", default=None, help="Platforms, comma-separated: ios,android,web (default: all).")
+@click.option("--title", default=None)
+@click.option("--body", default=None)
+@click.option("--subtitle", default=None)
+@click.option("--badge", type=int, default=None)
+@click.option("--sound", default=None, help="Sound name, or 'default'.")
+@click.option("--category", default=None)
+@click.option("--url", default=None)
+@click.option("--image-url", default=None, help="Image shown with the notification (mutable-content on iOS).")
+@click.option("--color", default=None, help="Android accent colour, #rrggbb.")
+@click.option("--user-info", callback=_user_info, default=None, help="Extra data, a JSON object.")
+@click.option("--data-class", default=None, help="Open this dataClass (list form) in the 4D app.")
+@click.option("--primary-key", default=None, help="With --data-class: open this entity (detail form).")
+@json_option
+@clean_errors
+def send(
+    config_path: str | None,
+    app_ref: str | None,
+    recipients: tuple[str, ...],
+    send_all: bool,
+    targets: str | None,
+    user_info: dict[str, Any] | None,
+    data_class: str | None,
+    primary_key: str | None,
+    as_json: bool,
+    **fields: Any,
+) -> None:
+    """Send a notification.
+
+    \b
+    pushrelay send --app myapp --to test@4d.com --title "Hello" --body "..."
+    pushrelay send --app myapp --all --title "New version" --json
+    """
+    if send_all and recipients:
+        raise click.UsageError("give either --to or --all, not both")
+    if not send_all and not recipients:
+        raise click.UsageError("give at least one --to (e-mail address or token), or --all")
+    if primary_key is not None and data_class is None:
+        raise click.UsageError("--primary-key needs --data-class")
+    if send_all and data_class is not None:
+        raise click.UsageError("--data-class opens a record for given recipients: use it with --to")
+    notification = {k: v for k, v in fields.items() if v is not None}
+    if user_info:
+        notification["user_info"] = user_info
+    config = load(config_path)
+    platforms = [t.strip() for t in targets.split(",") if t.strip()] if targets else None
+    show_bar = not as_json and sys.stderr.isatty()
+    with open_registry(config) as registry, _progress_bar(show_bar) as progress:
+        push = PushNotification(app_ref, platforms, config=config, registry=registry)
+        if send_all:
+            result = push.send_all(notification, progress=progress)
+        elif data_class is not None:
+            target: Any = data_class if primary_key is None else (data_class, _primary_key(primary_key))
+            result = push.open(target, notification, list(recipients), progress=progress)
+        else:
+            result = push.send(notification, list(recipients), progress=progress)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        _report(result)
+    sys.exit(0 if result.success else 1)
+
+
+def _report(result: PushResult) -> None:
+    counts = result.counts()
+    total = sum(counts.values())
+    delivered = counts.get("delivered", 0)
+    details = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()) if outcome != "delivered")
+    click.echo(f"delivered to {delivered} of {total} device(s)" + (f" ({details})" if details else ""))
+    retired = sum(1 for d in result.deliveries if d.retired)
+    if retired:
+        click.echo(f"retired {retired} dead token(s)")
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for error in result.errors:
+        click.echo(f"error: {error}", err=True)

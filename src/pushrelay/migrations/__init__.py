@@ -1,0 +1,1 @@
+"""Alembic migrations of the pushrelay schema, applied by :func:`pushrelay.db.upgrade`."""

@@ -1,0 +1,347 @@
+"""``PushNotification`` and ``AsyncPushNotification``: 4D's push API, in Python.
+
+    from pushrelay import PushNotification
+    push = PushNotification("myapp")
+    result = push.send({"title": "This is title", "body": "..."}, "test@4d.com")
+    result.success, result.warnings, result.errors, result.deliveries
+
+Each call resolves the recipients against the registry, delivers through one provider per
+platform and APNs environment (connections reused across the batch), retires the devices the
+providers report dead, and returns a :class:`PushResult`. ``AsyncPushNotification`` is the same
+with ``await``; used as ``async with``, it also keeps its provider connections open between calls.
+
+The sync class runs each call on a private event loop (in a worker thread when the calling thread
+already runs one, e.g. inside an async web handler or a notebook).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import dataclasses
+import itertools
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from .._exceptions import ConfigurationError, NotificationError
+from ..apns import render
+from ..config.loader import load_config
+from ..config.model import AppConfig, Config
+from ..fourd.recipients import parse_recipients
+from ..notification import Notification
+from ..outcome import DeliveryResult, Outcome
+from ..registry.devices import DeviceRegistry
+from ..registry.hygiene import retire_dead_tokens
+from .apps import resolve_app
+from .deeplink import MISSING, deep_link_user_info
+from .dispatch import ProviderPool, dispatch
+from .providers import ProviderFactory
+from .result import Delivery, PushResult, messages
+from .targets import Target, plan_send, stream_all
+
+__all__ = ["AsyncPushNotification", "Progress", "PushNotification"]
+
+T = TypeVar("T")
+
+Progress = Callable[[int, int], None]
+"""Called after each delivery with ``(done, total)``."""
+
+NotificationLike = Notification | Mapping[str, Any]
+
+# Targets fetched from the database per round trip while streaming a send_all.
+_STREAM_PAGE = 1000
+
+
+# -- registries shared per database URL ----------------------------------------------------------
+_registries: dict[str, DeviceRegistry] = {}
+_registries_lock = threading.Lock()
+
+
+def _shared_registry(url: str) -> DeviceRegistry:
+    """One registry (engine, connection pool, migration check) per database URL and process, so that
+    creating a PushNotification per send, as 4D code does, stays cheap."""
+    with _registries_lock:
+        registry = _registries.get(url)
+        if registry is None:
+            registry = _registries[url] = DeviceRegistry(url)
+        return registry
+
+
+@atexit.register
+def _close_shared_registries() -> None:
+    with _registries_lock:
+        for registry in _registries.values():
+            registry.close()
+        _registries.clear()
+
+
+def _as_notification(notification: NotificationLike) -> Notification:
+    if isinstance(notification, Notification):
+        return notification
+    return Notification.from_dict(notification)
+
+
+async def _iterate_in_thread(it: Iterator[T], page: int) -> AsyncIterator[T]:
+    """Drain a blocking iterator (database pages) from a worker thread, ``page`` items at a time."""
+    while True:
+        chunk = await asyncio.to_thread(lambda: list(itertools.islice(it, page)))
+        if not chunk:
+            return
+        for item in chunk:
+            yield item
+
+
+async def _iterate_list(items: list[T]) -> AsyncIterator[T]:
+    for item in items:
+        yield item
+
+
+class AsyncPushNotification:
+    """Send notifications to an app's users; see the module docstring.
+
+    ``app``: app name, bundle id, ``TEAMID.bundle.id``, 4D short name, ``"ios"``/``"android"``
+    (the only app, that platform), a 4D auth object, or an :class:`AppConfig`; ``None`` for the only
+    configured app. ``targets``: ``"ios"``, ``"android"``, ``"web"`` or a list (default: all).
+    ``config``: a loaded :class:`Config` (default: :func:`load_config`). ``registry`` or
+    ``database_url``: where devices are (default: the configuration's database).
+    ``providers``: replaces the platform → provider table (tests, custom providers).
+    """
+
+    def __init__(
+        self,
+        app: str | Mapping[str, Any] | AppConfig | None = None,
+        targets: str | Sequence[str] | None = None,
+        *,
+        config: Config | None = None,
+        registry: DeviceRegistry | None = None,
+        database_url: str | None = None,
+        providers: Mapping[str, ProviderFactory] | None = None,
+    ) -> None:
+        self.config = config if config is not None else load_config()
+        self.app, self.targets = resolve_app(app, targets, self.config)
+        self._registry = registry
+        self._database_url = database_url or self.config.database.url
+        self._providers = providers
+        self._pool: ProviderPool | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(app={self.app.name!r}, targets={list(self.targets)})"
+
+    @property
+    def registry(self) -> DeviceRegistry:
+        if self._registry is None:
+            self._registry = _shared_registry(self._database_url)
+        return self._registry
+
+    # -- lifecycle: optional, keeps connections between calls -----------------------------------
+    async def __aenter__(self) -> AsyncPushNotification:
+        self._pool = ProviderPool(self.app, self._providers)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.aclose()
+
+    # -- the 4D API -----------------------------------------------------------------------------
+    async def send(
+        self, notification: NotificationLike, recipients: Any = None, *, progress: Progress | None = None
+    ) -> PushResult:
+        """Send to e-mail addresses and/or device tokens (see :mod:`pushrelay.fourd.recipients`)."""
+        n = self._checked(notification)
+        if recipients is None:
+            return PushResult(errors=[messages.NO_RECIPIENT_GIVEN])
+        parsed = parse_recipients(recipients)
+        if parsed.empty:
+            return PushResult(errors=[messages.BOTH_EMPTY])
+        plan = await asyncio.to_thread(plan_send, self.registry, self.app, parsed, self.targets)
+        result = PushResult(warnings=plan.warnings)
+        await self._deliver(n, _iterate_list(plan.targets), len(plan.targets), result, progress)
+        return result
+
+    async def send_all(
+        self, notification: NotificationLike, *, progress: Progress | None = None
+    ) -> PushResult:
+        """Send to every active device of the app (on the targets), streamed from the registry."""
+        n = self._checked(notification)
+        registry = self.registry
+        name, platforms = self.app.name, self.targets
+        total = await asyncio.to_thread(registry.count, name, platforms=platforms)
+        if total == 0:
+            return PushResult(errors=[messages.NO_RECIPIENT_FOUND])
+        result = PushResult()
+        retired = await asyncio.to_thread(registry.count, name, platforms=platforms, include_retired=True)
+        if retired > total:
+            result.warnings.append(
+                f"{retired - total} retired device(s) of app {name} were skipped; "
+                "they are used again when the app registers them again"
+            )
+        targets = _iterate_in_thread(stream_all(registry, self.app, platforms), _STREAM_PAGE)
+        await self._deliver(n, targets, total, result, progress)
+        return result
+
+    async def open(
+        self,
+        target: Any,
+        notification: NotificationLike,
+        recipients: Any = None,
+        *,
+        primary_key: Any = MISSING,
+        progress: Progress | None = None,
+    ) -> PushResult:
+        """Send a notification that opens ``target`` in the app: a dataClass name, a
+        ``(dataClass, primaryKey)`` pair, or ``{"dataClass", "entity": {"primaryKey"}}``."""
+        n = _as_notification(notification)
+        info = deep_link_user_info(target, n.user_info, primary_key)
+        if isinstance(info, str):
+            return PushResult(errors=[info])
+        return await self.send(n.replace(user_info=info), recipients, progress=progress)
+
+    sendAll = send_all
+
+    # -- internals ------------------------------------------------------------------------------
+    def _checked(self, notification: NotificationLike) -> Notification:
+        """The notification, checked up front so that a bad one raises before anything is sent."""
+        n = _as_notification(notification)
+        if self.app.apns is not None and "ios" in self.targets:
+            render(n, topic=self.app.bundle_id)  # raises NotificationError / PayloadTooLargeError
+        return n
+
+    async def _deliver(
+        self,
+        notification: Notification,
+        targets: AsyncIterator[Target],
+        total: int,
+        result: PushResult,
+        progress: Progress | None,
+    ) -> None:
+        sent_at = datetime.now(UTC)
+        dead: list[DeliveryResult] = []
+        done = 0
+
+        def on_result(target: Target, answer: DeliveryResult) -> None:
+            nonlocal done
+            done += 1
+            result.deliveries.append(
+                Delivery(
+                    platform=target.platform,
+                    token=target.token,
+                    email=target.email,
+                    outcome=answer.outcome,
+                    status=answer.status,
+                    reason=answer.reason,
+                    apns_id=answer.provider_id,
+                    environment=target.environment,
+                    registered=target.registered,
+                )
+            )
+            if answer.outcome is Outcome.DELIVERED:
+                result.success = True
+            else:
+                result.warnings.append(
+                    messages.failed(target.platform, target.email, target.token, answer.reason)
+                )
+                if answer.outcome is Outcome.TOKEN_DEAD and target.registered:
+                    dead.append(answer)
+            if progress is not None:
+                progress(done, total)
+
+        pool = self._pool or ProviderPool(self.app, self._providers)
+        try:
+            errors = await dispatch(pool, notification, targets, on_result)
+        except* NotificationError as group:
+            # only the first: the same notification fails the same way on every channel
+            raise group.exceptions[0] from None
+        finally:
+            if pool is not self._pool:
+                await pool.aclose()
+        result.errors.extend(_describe(e, self.app) for e in errors)
+        if dead:
+            retired = set(
+                await asyncio.to_thread(
+                    retire_dead_tokens, self.registry, self.app.name, dead, sent_at=sent_at
+                )
+            )
+            if retired:
+                result.deliveries = [
+                    dataclasses.replace(d, retired=True) if d.registered and d.token in retired else d
+                    for d in result.deliveries
+                ]
+
+
+def _describe(error: ConfigurationError, app: AppConfig) -> str:
+    return f"app {app.name}: {error}"
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    # This thread already runs an event loop (async web handler, notebook): blocking it with
+    # asyncio.run is impossible, so the call gets its own loop in a worker thread.
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pushrelay-send") as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+class PushNotification:
+    """The blocking twin of :class:`AsyncPushNotification` (same arguments, same results)."""
+
+    def __init__(
+        self,
+        app: str | Mapping[str, Any] | AppConfig | None = None,
+        targets: str | Sequence[str] | None = None,
+        *,
+        config: Config | None = None,
+        registry: DeviceRegistry | None = None,
+        database_url: str | None = None,
+        providers: Mapping[str, ProviderFactory] | None = None,
+    ) -> None:
+        self._async = AsyncPushNotification(
+            app, targets, config=config, registry=registry, database_url=database_url, providers=providers
+        )
+
+    def __repr__(self) -> str:
+        return f"PushNotification(app={self.app.name!r}, targets={list(self.targets)})"
+
+    @property
+    def app(self) -> AppConfig:
+        return self._async.app
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return self._async.targets
+
+    @property
+    def registry(self) -> DeviceRegistry:
+        return self._async.registry
+
+    def send(
+        self, notification: NotificationLike, recipients: Any = None, *, progress: Progress | None = None
+    ) -> PushResult:
+        return _run(self._async.send(notification, recipients, progress=progress))
+
+    def send_all(self, notification: NotificationLike, *, progress: Progress | None = None) -> PushResult:
+        return _run(self._async.send_all(notification, progress=progress))
+
+    def open(
+        self,
+        target: Any,
+        notification: NotificationLike,
+        recipients: Any = None,
+        *,
+        primary_key: Any = MISSING,
+        progress: Progress | None = None,
+    ) -> PushResult:
+        return _run(
+            self._async.open(target, notification, recipients, primary_key=primary_key, progress=progress)
+        )
+
+    # 4D spelling
+    sendAll = send_all

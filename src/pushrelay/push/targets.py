@@ -1,0 +1,181 @@
+"""From recipients to the devices a notification goes to.
+
+:func:`plan_send` applies 4D's recipient rules against the registry: every device of each e-mail
+address, every raw token, filtered by the targets (platforms), retired devices skipped, each
+token kept once however many ways it was reached. It returns the targets and the warnings to
+report. :func:`stream_all` yields every active device of an app, page by page, for ``send_all``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NamedTuple
+
+from ..config.model import AppConfig
+from ..fourd.recipients import Recipients
+from ..registry.devices import DeviceRecord, DeviceRegistry
+from ..registry.tokens import (
+    InvalidDeviceError,
+    guess_platform,
+    is_simulator_id,
+    mask_token,
+    normalize_email,
+    normalize_token,
+)
+from .result import messages
+
+__all__ = ["Channel", "Plan", "Target", "plan_send", "stream_all"]
+
+
+class Channel(NamedTuple):
+    """Devices that share one provider connection: same platform, APNs environment, simulator-ness."""
+
+    platform: str
+    environment: str | None
+    simulator: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One device to deliver to."""
+
+    platform: str
+    token: str = field(repr=False)
+    email: str | None
+    environment: str | None = None
+    """APNs environment (iOS only): the device's own, else the app's."""
+    simulator: bool = False
+    registered: bool = True
+    last_seen_at: datetime | None = None
+    web_p256dh: str | None = field(default=None, repr=False)
+    web_auth: str | None = field(default=None, repr=False)
+
+    @property
+    def channel(self) -> Channel:
+        return Channel(self.platform, self.environment, self.simulator)
+
+    def __repr__(self) -> str:
+        return f"Target({self.platform}, {mask_token(self.token)}, email={self.email!r})"
+
+    @classmethod
+    def from_device(cls, device: DeviceRecord, app_environment: str) -> Target:
+        return cls(
+            platform=device.platform,
+            token=device.token,
+            email=device.email,
+            environment=(device.environment or app_environment) if device.platform == "ios" else None,
+            simulator=device.simulator,
+            registered=True,
+            last_seen_at=device.last_seen_at,
+            web_p256dh=device.web_p256dh,
+            web_auth=device.web_auth,
+        )
+
+
+@dataclass
+class Plan:
+    targets: list[Target] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def app_environment(app: AppConfig) -> str:
+    return app.apns.environment if app.apns else "production"
+
+
+def plan_send(
+    registry: DeviceRegistry, app: AppConfig, recipients: Recipients, platforms: tuple[str, ...]
+) -> Plan:
+    """The devices ``recipients`` designate for ``app`` on ``platforms``, and the warnings."""
+    plan = Plan()
+    seen: set[tuple[str, str]] = set()
+    env = app_environment(app)
+
+    def add(target: Target) -> None:
+        key = (target.platform, target.token)
+        if key not in seen:
+            seen.add(key)
+            plan.targets.append(target)
+
+    # All platforms are fetched so that "has devices, none on the targets" can be told apart
+    # from "has no device at all".
+    by_email: dict[str, list[DeviceRecord]] = {}
+    for device in registry.for_emails(app.name, recipients.emails):
+        by_email.setdefault(normalize_email(device.email or ""), []).append(device)
+    for email in recipients.emails:
+        devices = by_email.get(normalize_email(email), [])
+        if not devices:
+            plan.warnings.append(messages.no_session(email))
+            continue
+        on_targets = [d for d in devices if d.platform in platforms]
+        if not on_targets:
+            plan.warnings.append(messages.no_device_for_targets(email))
+            continue
+        for device in on_targets:
+            if device.active:
+                add(Target.from_device(device, env))
+            else:
+                plan.warnings.append(
+                    messages.retired(email, device.token, device.retired_at, device.retired_reason)
+                )
+
+    found = registry.find_tokens(app.name, recipients.tokens) if recipients.tokens else {}
+    for token in recipients.tokens:
+        known = found.get(token)
+        if known is not None:
+            device = known
+            if device.platform not in platforms:
+                plan.warnings.append(messages.not_in_targets(token, device.platform, platforms))
+            elif not device.active:
+                plan.warnings.append(
+                    messages.retired(device.email, device.token, device.retired_at, device.retired_reason)
+                )
+            else:
+                add(Target.from_device(device, env))
+            continue
+        if app.registered_tokens_only:
+            plan.warnings.append(messages.unregistered_refused(token, app.name))
+            continue
+        target = _raw_target(token, env, plan)
+        if target is None:
+            continue
+        if target.platform not in platforms:
+            plan.warnings.append(messages.not_in_targets(token, target.platform, platforms))
+            continue
+        plan.warnings.append(messages.unregistered_sent(token, app.name))
+        add(target)
+    return plan
+
+
+def _raw_target(token: str, env: str, plan: Plan) -> Target | None:
+    """A target for a token the registry does not know, or ``None`` (with a warning) when it
+    cannot be addressed at all."""
+    platform = guess_platform(token)
+    if platform == "web":
+        plan.warnings.append(
+            f"The Web Push endpoint {mask_token(token)} is not registered: a browser subscription "
+            "needs its p256dh and auth keys, register it first"
+        )
+        return None
+    simulator = platform == "ios" and is_simulator_id(token)
+    try:
+        normalized = normalize_token(platform, token, simulator=simulator)
+    except InvalidDeviceError as exc:
+        plan.warnings.append(f"The device token {mask_token(token)} is not valid: {exc}")
+        return None
+    return Target(
+        platform=platform,
+        token=normalized,
+        email=None,
+        environment=env if platform == "ios" else None,
+        simulator=simulator,
+        registered=False,
+    )
+
+
+def stream_all(registry: DeviceRegistry, app: AppConfig, platforms: tuple[str, ...]) -> Iterator[Target]:
+    """Every active device of ``app`` on ``platforms``, in registration-id order, page by page."""
+    env = app_environment(app)
+    for device in registry.stream(app.name, platforms=platforms):
+        yield Target.from_device(device, env)

@@ -1,0 +1,36 @@
+"""The durable outbox: accepted notifications and their per-device deliveries.
+
+:class:`Outbox` is the interface; :class:`SqlOutbox` the embedded SQLite/PostgreSQL backend.
+"""
+
+from .interface import (
+    ClaimedDelivery,
+    DeliveryState,
+    EnqueueResult,
+    ExpansionJob,
+    IdempotencyConflict,
+    NotificationRequest,
+    NotificationState,
+    NotificationStatus,
+    Outbox,
+    Recipients,
+)
+from .policy import DEFAULT_EXPIRY, IDEMPOTENCY_WINDOW, RetryPolicy
+from .sql import SqlOutbox
+
+__all__ = [
+    "DEFAULT_EXPIRY",
+    "IDEMPOTENCY_WINDOW",
+    "ClaimedDelivery",
+    "DeliveryState",
+    "EnqueueResult",
+    "ExpansionJob",
+    "IdempotencyConflict",
+    "NotificationRequest",
+    "NotificationState",
+    "NotificationStatus",
+    "Outbox",
+    "Recipients",
+    "RetryPolicy",
+    "SqlOutbox",
+]

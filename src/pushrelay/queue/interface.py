@@ -1,0 +1,175 @@
+"""The outbox contract: what the API, the library and the workers need from a durable queue.
+
+The embedded backend is SQL (:mod:`pushrelay.queue.sql`); a distributed one (Redis Streams) must
+fit behind the same :class:`Outbox` protocol. The contract in short:
+
+* :meth:`Outbox.enqueue` returns only once the request is durable (committed).
+* Work is handed out in *chunks* under a *lease*: a worker that dies without recording its chunk
+  loses the lease, and the deliveries become claimable again (at-least-once delivery). Each
+  delivery keeps the ``apns_id`` it was given when it was created, so a resend after a crash carries
+  the same id and the device (and Apple) can recognise the duplicate.
+* Transient outcomes go back to the queue with exponential backoff and jitter, never past the
+  notification's ``expires_at``: what is still undelivered then ends as ``expired``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from ..outcome import DeliveryResult
+
+__all__ = [
+    "ClaimedDelivery",
+    "DeliveryState",
+    "EnqueueResult",
+    "ExpansionJob",
+    "IdempotencyConflict",
+    "NotificationRequest",
+    "NotificationState",
+    "NotificationStatus",
+    "Outbox",
+    "Recipients",
+]
+
+
+class NotificationState(enum.StrEnum):
+    SCHEDULED = "scheduled"  # accepted, send_at in the future
+    PENDING = "pending"  # accepted, waiting for a worker to resolve its recipients
+    EXPANDING = "expanding"  # a worker is resolving recipients into deliveries
+    SENDING = "sending"  # deliveries exist, some not final yet
+    COMPLETED = "completed"  # every delivery is final
+    CANCELLED = "cancelled"
+
+
+class DeliveryState(enum.StrEnum):
+    PENDING = "pending"  # waiting (first attempt or retry at next_attempt_at)
+    IN_FLIGHT = "in_flight"  # leased by a worker until next_attempt_at
+    DONE = "done"  # final outcome recorded
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class Recipients:
+    """Who receives: emails and/or raw device tokens, or every device of the app."""
+
+    emails: tuple[str, ...] = ()
+    device_tokens: tuple[str, ...] = ()
+    all: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"emails": list(self.emails), "device_tokens": list(self.device_tokens), "all": self.all}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Recipients:
+        return cls(tuple(data.get("emails", ())), tuple(data.get("device_tokens", ())), bool(data.get("all")))
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationRequest:
+    """One accepted send: a notification (as its JSON-ready dict) for some recipients of an app."""
+
+    app: str
+    notification: dict[str, Any]
+    recipients: Recipients
+    send_at: datetime | None = None
+    expires_at: datetime | None = None  # default: accepted + 24 h
+    targets: tuple[str, ...] = ()  # platform filter ("ios", "android", "web"); empty = all
+    idempotency_key: str | None = None
+    api_key_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    id: str
+    created: bool  # False: an earlier request with the same idempotency key is returned
+
+
+class IdempotencyConflict(Exception):
+    """The idempotency key was used within 24 h for a different request."""
+
+    def __init__(self, existing_id: str) -> None:
+        super().__init__(f"idempotency key already used for notification {existing_id} with a different body")
+        self.existing_id = existing_id
+
+
+@dataclass(frozen=True, slots=True)
+class ExpansionJob:
+    """A notification whose recipients a worker must turn into deliveries."""
+
+    notification_id: str
+    app: str
+    recipients: Recipients
+    targets: tuple[str, ...]
+    cursor: str | None  # resume point of a crashed expansion of ``all``
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    id: int
+    notification_id: str
+    app: str
+    platform: str
+    environment: str | None
+    token: str
+    apns_id: str
+    attempts: int  # including the attempt about to be made
+
+
+@dataclass(slots=True)
+class NotificationStatus:
+    id: str
+    app: str
+    state: str
+    created_at: datetime
+    send_at: datetime | None
+    expires_at: datetime
+    completed_at: datetime | None
+    counts: dict[str, int]
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    notification: dict[str, Any] = field(default_factory=dict)
+    recipients: dict[str, Any] = field(default_factory=dict)
+    idempotency_key: str | None = None
+
+    @property
+    def success(self) -> bool:
+        """4D's meaning: at least one device was reached."""
+        return self.counts.get("delivered", 0) > 0
+
+
+class Outbox(Protocol):
+    """The durable queue behind the API, the library and the workers."""
+
+    def enqueue(self, request: NotificationRequest) -> EnqueueResult: ...
+
+    def cancel(self, notification_id: str) -> NotificationStatus | None: ...
+
+    def status(self, notification_id: str) -> NotificationStatus | None: ...
+
+    def claim_expansions(self, worker_id: str, *, limit: int, lease: float) -> list[ExpansionJob]: ...
+
+    def add_deliveries(
+        self,
+        notification_id: str,
+        devices: Sequence[tuple[str, str, str | None, str | None]],
+        *,
+        cursor: str | None,
+        worker_id: str,
+        lease: float,
+    ) -> int: ...
+
+    def finish_expansion(self, notification_id: str, *, warnings: list[str], errors: list[str]) -> None: ...
+
+    def claim(self, worker_id: str, *, limit: int, lease: float) -> list[ClaimedDelivery]: ...
+
+    def record(
+        self, worker_id: str, results: Sequence[tuple[ClaimedDelivery, DeliveryResult]]
+    ) -> list[str]: ...
+
+    def release(self, worker_id: str) -> int: ...
+
+    def sweep(self) -> list[str]: ...

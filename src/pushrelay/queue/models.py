@@ -1,0 +1,133 @@
+"""Tables of the outbox and of the API keys (Alembic revision ``0002_outbox``).
+
+Times are stored as naive UTC ``DateTime`` values on both SQLite and PostgreSQL so that the same
+comparisons (``next_attempt_at <= now``) work unchanged on both; :func:`utcnow` is the only clock.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..db import Base
+
+__all__ = ["ApiKeyRow", "DeliveryRow", "NotificationRow", "ProviderTokenRow", "utcnow"]
+
+_BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class NotificationRow(Base):
+    """One accepted send request. ``due_at`` is when a worker may next pick it up for expansion:
+    ``send_at`` while scheduled, the lease deadline while a worker is expanding it."""
+
+    __tablename__ = "outbox_notifications"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    app: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    recipients: Mapped[dict[str, Any]] = mapped_column(JSON)
+    targets: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime())
+    send_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime())
+    due_at: Mapped[datetime] = mapped_column(DateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    cursor: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
+    errors: Mapped[list[str]] = mapped_column(JSON, default=list)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    api_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("app", "idempotency_key", name="uq_outbox_notifications_idempotency"),
+        Index("ix_outbox_notifications_state_due", "state", "due_at"),
+        Index("ix_outbox_notifications_created", "created_at"),
+        Index("ix_outbox_notifications_app_created", "app", "created_at"),
+    )
+
+
+class DeliveryRow(Base):
+    """One (notification, device) pair. ``apns_id`` is fixed at creation and reused on every
+    attempt; ``next_attempt_at`` is the retry time while pending and the lease deadline while in
+    flight, so one index serves both "due retries" and "leases of crashed workers"."""
+
+    __tablename__ = "outbox_deliveries"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    notification_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("outbox_notifications.id", ondelete="CASCADE")
+    )
+    app: Mapped[str] = mapped_column(String(200))
+    platform: Mapped[str] = mapped_column(String(16))
+    environment: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    token: Mapped[str] = mapped_column(String(2048))
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    apns_id: Mapped[str] = mapped_column(String(36))
+    state: Mapped[str] = mapped_column(String(16))
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime())
+    expires_at: Mapped[datetime] = mapped_column(DateTime())
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    outcome: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    provider_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    token_invalid_since: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime())
+    updated_at: Mapped[datetime] = mapped_column(DateTime())
+
+    __table_args__ = (
+        UniqueConstraint("notification_id", "token", name="uq_outbox_deliveries_notification_token"),
+        Index("ix_outbox_deliveries_state_next", "state", "next_attempt_at"),
+    )
+
+
+class ApiKeyRow(Base):
+    """An API key. Only the SHA-256 of its secret part is stored (see :mod:`pushrelay.server.apikeys`)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    apps: Mapped[list[str]] = mapped_column(JSON, default=list)  # empty = every app
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+
+
+class ProviderTokenRow(Base):
+    """The APNs provider JWT currently in use for a (team, key), shared by every process.
+
+    APNs refuses a new token for a key less than 20 minutes after the previous one (429
+    TooManyProviderTokenUpdates), so several workers, or a worker restarted after a crash, must
+    reuse the token already in use rather than mint their own. It is a bearer secret valid for one
+    hour, stored next to data (device tokens) of the same sensitivity."""
+
+    __tablename__ = "provider_tokens"
+
+    team_id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    header: Mapped[str] = mapped_column(Text)
+    minted_at: Mapped[float] = mapped_column(Float)

@@ -1,0 +1,89 @@
+"""Prometheus metrics of the service (API and workers share one registry per process)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["Metrics"]
+
+
+class _Callback(Collector):
+    def __init__(self, fn: Callable[[], Iterable[Metric]]) -> None:
+        self._fn = fn
+
+    def collect(self) -> Iterable[Metric]:
+        return self._fn()
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.accepted = Counter(
+            "pushrelay_notifications_accepted", "Notifications accepted", ["app"], registry=r
+        )
+        self.deliveries = Counter(
+            "pushrelay_deliveries",
+            "Final delivery outcomes",
+            ["app", "platform", "outcome", "reason"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "pushrelay_delivery_retries",
+            "Transient failures scheduled for retry",
+            ["app", "platform", "reason"],
+            registry=r,
+        )
+        self.send_latency = Histogram(
+            "pushrelay_send_latency_seconds",
+            "Provider round trip per delivery",
+            ["app", "platform"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.http_in_flight = Gauge(
+            "pushrelay_http_requests_in_flight", "HTTP requests being served", registry=r
+        )
+        self.http_requests = Counter(
+            "pushrelay_http_requests", "HTTP requests served", ["method", "route", "status"], registry=r
+        )
+        self.connections = Gauge(
+            "pushrelay_provider_clients",
+            "Open provider clients (each holds its connections)",
+            ["app", "platform"],
+            registry=r,
+        )
+        self.webhooks = Counter(
+            "pushrelay_webhook_posts", "Webhook POST results", ["app", "result"], registry=r
+        )
+        self.tokens_retired = Counter(
+            "pushrelay_tokens_retired", "Devices retired", ["app", "reason"], registry=r
+        )
+        self._depth_fn: Callable[[], dict[str, int]] | None = None
+        self._provider_fn: Callable[[], Iterable[Metric]] | None = None
+        r.register(_Callback(self._collect_dynamic))
+
+    def watch_queue(self, fn: Callable[[], dict[str, int]]) -> None:
+        """``fn`` returns open deliveries per state; it is called at scrape time."""
+        self._depth_fn = fn
+
+    def watch_providers(self, fn: Callable[[], Iterable[Metric]]) -> None:
+        """``fn`` yields provider-level metrics (JWT refreshes, certificate expiry) at scrape time."""
+        self._provider_fn = fn
+
+    def _collect_dynamic(self) -> Iterable[Metric]:
+        if self._depth_fn is not None:
+            g = GaugeMetricFamily("pushrelay_queue_depth", "Open deliveries in the outbox", labels=["state"])
+            try:
+                depth = self._depth_fn()
+            except Exception:  # a scrape must not fail because the database blinked
+                depth = {}
+            for state in ("pending", "in_flight"):
+                g.add_metric([state], depth.get(state, 0))
+            yield g
+        if self._provider_fn is not None:
+            yield from self._provider_fn()

@@ -1,0 +1,87 @@
+"""Run the API (uvicorn) and/or a worker in one asyncio process, with graceful shutdown.
+
+SIGTERM / SIGINT: the API stops accepting connections and finishes its requests, the worker stops
+claiming, finishes or releases its chunks, the webhook queue gets a few seconds to drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+
+import uvicorn
+
+from ..logs import event, get_logger
+from .app import create_app
+from .service import Service
+
+__all__ = ["run_service"]
+
+log = get_logger("service")
+
+
+async def run_service(
+    service: Service,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    api: bool = True,
+    workers: bool = True,
+    on_ready: Callable[[str], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    await service.webhooks.start()
+    tasks: list[asyncio.Task[None]] = []
+    if workers:
+        if service.worker is None:
+            raise RuntimeError("this service was built without a worker")
+        tasks.append(asyncio.create_task(service.worker.run(stop), name="worker"))
+    server: uvicorn.Server | None = None
+    if api:
+        config = uvicorn.Config(
+            create_app(service),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=10,
+        )
+        server = uvicorn.Server(config)
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # we handle signals
+        tasks.append(asyncio.create_task(server.serve(), name="api"))
+        # uvicorn exposes readiness only as a flag
+        while not server.started and not tasks[-1].done():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        if tasks[-1].done():
+            tasks[-1].result()  # startup failed (port in use...): raise it
+        bound = port
+        for s in server.servers:
+            for sock in s.sockets:
+                bound = sock.getsockname()[1]
+        url = f"http://{host}:{bound}"
+        event(log, logging.INFO, "api.listening", url=url)
+        if on_ready is not None:
+            on_ready(url)
+    elif on_ready is not None:
+        on_ready("")
+    waiter = asyncio.create_task(stop.wait())
+    await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    if server is not None:
+        server.should_exit = True
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    waiter.cancel()
+    await service.webhooks.stop()
+    for r in results:
+        if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
+            raise r
+    event(log, logging.INFO, "service.stopped")

@@ -1,0 +1,196 @@
+"""A real pushrelay service process (``python -m pushrelay serve``) against the APNs sandbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from pushrelay.db import Database
+from pushrelay.sandbox import ApnsSandbox
+from pushrelay.server.apikeys import ApiKeyStore
+
+TEAM = "TEAM123456"
+BUNDLE = "com.sample.myappname"
+
+FAST_ENV = {
+    "PUSHRELAY_RETRY_BASE": "0.2",
+    "PUSHRELAY_RETRY_CAP": "1",
+    "PUSHRELAY_WORKER_POLL": "0.05",
+    "PUSHRELAY_SWEEP_EVERY": "0.5",
+    "PUSHRELAY_WORKER_LEASE": "10",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServiceProcess:
+    def __init__(self, config: Path, tmp: Path, env: dict[str, str]) -> None:
+        self.config = config
+        self.tmp = tmp
+        self.env = env
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = tmp / "service.log"
+        self._log_fh: Any = None
+
+    def start(self, *args: str) -> ServiceProcess:
+        self._log_fh = open(self.log, "ab")  # noqa: SIM115 - closed in stop/kill
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pushrelay",
+                "serve",
+                "--config",
+                str(self.config),
+                "--port",
+                str(self.port),
+                *args,
+            ],
+            stdout=self._log_fh,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env},
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"service exited: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"service did not start: {self.log.read_text()[-2000:]}")
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self._close()
+
+    def stop(self) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._close()
+        return int(self.proc.returncode)
+
+    def _close(self) -> None:
+        if self._log_fh is not None:
+            self._log_fh.close()
+            self._log_fh = None
+
+
+class WebhookReceiver:
+    """A local HTTP endpoint that records webhook posts and fails the first ``fail_first`` of them."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.fail_first = fail_first
+        self.posts: list[tuple[dict[str, str], bytes, int]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                status = 500 if len(receiver.posts) < receiver.fail_first else 200
+                receiver.posts.append(({k.lower(): v for k, v in self.headers.items()}, body, status))
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def events(self) -> list[dict[str, Any]]:
+        return [e for h, b, s in self.posts if s == 200 for e in json.loads(b)["events"]]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def sandbox() -> Iterator[ApnsSandbox]:
+    with ApnsSandbox.running() as sb:
+        sb.add_topic(BUNDLE, TEAM)
+        yield sb
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookReceiver]:
+    r = WebhookReceiver(fail_first=2)
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+class Stack:
+    def __init__(self, url: str, sandbox: ApnsSandbox, tmp: Path, webhook: WebhookReceiver | None) -> None:
+        self.db_url = url
+        self.sandbox = sandbox
+        key_file = sandbox.create_key(TEAM, "ABC123DEFG", tmp)
+        hook = f'webhook_url = "{webhook.url}"\nwebhook_secret = "s3cret"\n' if webhook else ""
+        self.config = tmp / "pushrelay.toml"
+        self.config.write_text(
+            f'[database]\nurl = "{url}"\n\n'
+            f'[apps.myapp]\nbundle_id = "{BUNDLE}"\n{hook}'
+            f'[apps.myapp.apns]\nteam_id = "{TEAM}"\nkey_file = "{key_file}"\nendpoint = "{sandbox.url}"\n'
+            f'ca_file = "{sandbox.ca_file}"\n\n'
+            f'[apps.other]\nbundle_id = "com.sample.other"\n'
+        )
+        db = Database(url)
+        try:
+            store = ApiKeyStore(db.engine)
+            self.admin = store.create(["admin"])[1]
+            self.sender = store.create(["send"], ["myapp"])[1]
+            self.registrar = store.create(["register"], ["myapp"])[1]
+        finally:
+            db.dispose()
+        self.service = ServiceProcess(self.config, tmp, dict(FAST_ENV))
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.service.url, headers=headers, timeout=30)
+
+
+@pytest.fixture
+def stack(
+    database_url: str, sandbox: ApnsSandbox, tmp_path: Path, webhook: WebhookReceiver
+) -> Iterator[Stack]:
+    s = Stack(database_url, sandbox, tmp_path, webhook)
+    try:
+        yield s
+    finally:
+        s.service.stop()
