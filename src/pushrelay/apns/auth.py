@@ -17,6 +17,9 @@ Rules (times from the injectable ``clock``):
   only happens when the local clock is wrong, so the call returns ``False`` (configuration broken)
   and logs why. Hence at most one extra mint per ``min_interval``, whatever APNs answers.
 * a rejection of an *older* token mints nothing: a newer token exists, the caller retries with it.
+* with a :class:`TokenStore`, processes that share a key (workers, a restarted worker) share the
+  token too: a process that is due adopts a fresh stored token instead of minting, and a new token
+  replaces the stored one only by compare-and-set, never within ``min_interval`` of it unless forced.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeGuard
+from typing import Protocol, TypeGuard
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, EllipticCurvePrivateKey
@@ -40,7 +43,7 @@ from .._exceptions import ConfigurationError, CredentialsError
 from .._pem import display_name, find_blocks, looks_like_der_sequence, read_credential_file
 from .certificate import CertificateAuth
 
-__all__ = ["CertificateAuth", "TokenAuth"]
+__all__ = ["CertificateAuth", "StoredToken", "TokenAuth", "TokenStore"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,26 @@ _APPLE_ID = re.compile(r"[A-Z0-9]{10}")
 _KEY_FILE_NAME = re.compile(r"AuthKey_([A-Za-z0-9]+)(?: \(\d+\))?\.p8")
 
 APNS_TOKEN_LIFETIME = 60 * 60  # APNs answers ExpiredProviderToken for tokens older than this
+_ADOPT_MARGIN = 60.0  # adopt a stored token only if it has at least this long before its refresh time
+
+
+@dataclass(frozen=True, slots=True)
+class StoredToken:
+    header: str  # "bearer <jwt>"
+    minted_at: float
+
+
+class TokenStore(Protocol):
+    """Where processes that use the same key share its current provider token."""
+
+    def load(self, team_id: str, key_id: str) -> StoredToken | None: ...
+
+    def store(
+        self, team_id: str, key_id: str, token: StoredToken, *, replaces: str | None, not_after: float
+    ) -> bool:
+        """Compare-and-set: save ``token`` if the stored header is ``replaces`` (``None``: nothing is
+        stored yet) and the stored token was minted at or before ``not_after``. True if saved."""
+        ...
 
 
 def _check_apple_id(value: object, field: str, what: str, file: str | None) -> str:
@@ -158,6 +181,7 @@ class TokenAuth:
         clock: Clock = time.time,
         refresh_after: float = 45 * 60,
         min_interval: float = 20 * 60,
+        store: TokenStore | None = None,
     ) -> None:
         if not _is_p256(private_key):
             raise CredentialsError(
@@ -184,6 +208,8 @@ class TokenAuth:
         # One reference swapped atomically: readers on the hot path never see a half-updated token.
         self._token: _Token | None = None
         self._mints = 0
+        self._generation = 0
+        self._store = store
 
     @classmethod
     def from_file(
@@ -236,12 +262,12 @@ class TokenAuth:
 
     @property
     def generation(self) -> int:
-        """Increments at every mint: a connection that cached the header can tell it changed."""
-        return self._mints
+        """Increments whenever the token changes (minted here or adopted from the store)."""
+        return self._generation
 
     @property
     def mints(self) -> int:
-        """How many JWTs were made (a metric; today equal to :attr:`generation`)."""
+        """How many JWTs this process signed (a metric); adopted shared tokens do not count."""
         return self._mints
 
     def authorization(self) -> str:
@@ -276,6 +302,18 @@ class TokenAuth:
             self._mint(now, forced=True)
             return True
 
+    def shared(self, store: TokenStore) -> TokenAuth:
+        """The same key and team, with the token shared through ``store`` (e.g. the database)."""
+        return TokenAuth(
+            self._key,
+            key_id=self.key_id,
+            team_id=self.team_id,
+            clock=self._clock,
+            refresh_after=self._refresh_after,
+            min_interval=self._min_interval,
+            store=store,
+        )
+
     def _refresh_if_due(self) -> str:
         with self._lock:
             now = self._clock()
@@ -286,14 +324,36 @@ class TokenAuth:
 
     def _mint(self, now: float, *, forced: bool) -> _Token:
         # Called with self._lock held.
+        store = self._store
+        if store is None:
+            return self._install(self._sign(now, forced))
+        stored = store.load(self.team_id, self.key_id)
+        current = self._token.header if self._token is not None else None
+        held = self._token.minted_at if self._token is not None else float("-inf")
+        if (
+            stored is not None
+            and stored.header != current
+            and (not forced or stored.minted_at > held)  # forced: only a token newer than the rejected one
+            and now - stored.minted_at < self._refresh_after - _ADOPT_MARGIN
+        ):
+            return self._adopt(stored)  # another process refreshed it already
+        token = self._sign(now, forced)
+        floor = now if forced else now - self._min_interval
+        replaces = stored.header if stored is not None else None
+        if store.store(
+            self.team_id, self.key_id, StoredToken(token.header, now), replaces=replaces, not_after=floor
+        ):
+            return self._install(token)
+        winner = store.load(self.team_id, self.key_id)  # another process won the race: use its token
+        return self._adopt(winner) if winner is not None else self._install(token)
+
+    def _sign(self, now: float, forced: bool) -> _Token:
         encoded = jwt.encode(
             {"iss": self.team_id, "iat": int(now)},
             self._key,
             algorithm="ES256",
             headers={"kid": self.key_id, "typ": None},  # typ None: APNs documents only alg and kid
         )
-        token = _Token(f"bearer {encoded}", now, now + self._refresh_after, forced)
-        self._token = token
         self._mints += 1
         log.debug(
             "minted APNs provider token #%d for key id %s, team %s%s",
@@ -302,7 +362,17 @@ class TokenAuth:
             self.team_id,
             " (previous one rejected as expired)" if forced else "",
         )
+        return _Token(f"bearer {encoded}", now, now + self._refresh_after, forced)
+
+    def _install(self, token: _Token) -> _Token:
+        self._token = token
+        self._generation += 1
         return token
+
+    def _adopt(self, stored: StoredToken) -> _Token:
+        return self._install(
+            _Token(stored.header, stored.minted_at, stored.minted_at + self._refresh_after, False)
+        )
 
     def __repr__(self) -> str:
         return f"TokenAuth(key_id={self.key_id!r}, team_id={self.team_id!r})"
