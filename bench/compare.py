@@ -71,7 +71,9 @@ def main() -> None:
     args = p.parse_args()
     if not (HOME / "AuthKey_TEST123456.p8").exists():
         raise SystemExit(f"run {SHARED / 'setup.sh'} first")
-    subprocess.run(["bash", str(SHARED / "sink.sh"), "start", str(args.port)], capture_output=True, check=False)
+    subprocess.run(
+        ["bash", str(SHARED / "sink.sh"), "start", str(args.port)], capture_output=True, check=False
+    )
     samples: dict[str, list[float]] = {}
     for _ in range(args.repeat):
         for name, rate in peers(args.n, args.port).items():

@@ -22,6 +22,8 @@ def test_demo_delivers_the_4d_example_to_both_devices(tmp_path: Path) -> None:
     report, received = out["report"], out["received"]
     assert report["success"] is True and report["errors"] == []
     assert [d["outcome"] for d in report["deliveries"]] == ["delivered", "delivered"]
-    example = {"aps": {"alert": {"title": "This is title", "body": "Here is the content of this notification"}}}
+    example = {
+        "aps": {"alert": {"title": "This is title", "body": "Here is the content of this notification"}}
+    }
     assert list(received.values()) == [[example], [example]]
     assert (tmp_path / "pushrelay.db").exists()  # --dir keeps the demo's files

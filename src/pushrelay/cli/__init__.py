@@ -1,13 +1,44 @@
-"""The ``pushrelay`` command line. Each sub-command lives in its own module of this package."""
+"""The ``pushrelay`` command line. Each sub-command lives in its own module of this package and is
+imported only when it runs, so that ``pushrelay sandbox`` does not pay for FastAPI and SQLAlchemy."""
 
 from __future__ import annotations
+
+import importlib
 
 import click
 
 from .. import __version__
 
+#: command name -> "module:attribute" in this package
+COMMANDS: dict[str, str] = {
+    "demo": "demo:demo",
+    "sandbox": "sandbox:sandbox",
+    "serve": "serve:serve",
+    "worker": "worker:worker",
+    "send": "send:send",
+    "devices": "devices:devices",
+    "import-4d": "import4d:import_4d",
+    "notifications": "notifications:notifications",
+    "keys": "keys:keys",
+    "vapid-keys": "vapid:vapid_command",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *super().list_commands(ctx)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, attr = target.split(":")
+        command = getattr(importlib.import_module(f".{module}", __name__), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pushrelay")
 def cli() -> None:
     """pushrelay: self-hosted push notifications for APNs, FCM and Web Push."""
@@ -15,13 +46,3 @@ def cli() -> None:
 
 def main() -> None:
     cli()
-from .serve import serve as _serve; cli.add_command(_serve)  # noqa: E402, E702, I001
-from .worker import worker as _worker; cli.add_command(_worker)  # noqa: E402, E702, I001
-from .keys import keys as _keys; cli.add_command(_keys)  # noqa: E402, E702, I001
-from .notifications import notifications as _notifications; cli.add_command(_notifications)  # noqa: E402, E702, I001
-from .vapid import vapid_command as _vapid; cli.add_command(_vapid)  # noqa: E402, E702, I001
-from .devices import devices as _devices; cli.add_command(_devices)  # noqa: E402, E702, I001
-from .send import send as _send; cli.add_command(_send)  # noqa: E402, E702, I001
-from .import4d import import_4d as _import_4d; cli.add_command(_import_4d)  # noqa: E402, E702, I001
-from .sandbox import sandbox as _sandbox; cli.add_command(_sandbox)  # noqa: E402, E702, I001
-from .demo import demo as _demo; cli.add_command(_demo)  # noqa: E402, E702, I001
