@@ -42,6 +42,8 @@ class PoolStats:
         "connect_failures",
         "connections_opened",
         "goaways",
+        "ping_timeouts",
+        "pings",
         "requests",
         "requeued",
         "responses",
@@ -51,6 +53,7 @@ class PoolStats:
     def __init__(self) -> None:
         self.requests = self.responses = self.requeued = self.timeouts = 0
         self.connections_opened = self.connect_failures = self.goaways = 0
+        self.pings = self.ping_timeouts = 0
 
 
 class Http2Pool:
@@ -325,7 +328,7 @@ class Http2Pool:
     # -- deadlines and liveness --------------------------------------------------------------------
     async def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
-        period = max(0.05, min(1.0, self.request_timeout / 4))
+        period = max(0.05, min(1.0, self.request_timeout / 4, self.ping_interval / 2, self.ping_timeout / 2))
         while True:
             await asyncio.sleep(period)
             now = loop.time()
@@ -347,8 +350,10 @@ class Http2Pool:
                         req, RequestTimeout(f"no answer from {self.host} within {self.request_timeout:g} s")
                     )
                 if conn.ping_sent_at is not None and now - conn.ping_sent_at > self.ping_timeout:
+                    self.stats.ping_timeouts += 1
                     conn.abort()  # unanswered PING: the connection is dead (connection_lost requeues)
                 elif conn.ping_sent_at is None and now - conn.last_read > self.ping_interval:
+                    self.stats.pings += 1
                     conn.ping()
 
 
