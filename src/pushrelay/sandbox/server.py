@@ -37,7 +37,7 @@ from cryptography import x509
 from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
-from .fast_hpack import LiteralResponseEncoder, install_fast_huffman_decoder
+from .fast_hpack import CompiledRequestDecoder, LiteralResponseEncoder
 
 __all__ = [
     "Connection",
@@ -212,6 +212,10 @@ class Connection(asyncio.Protocol):
             )
         )
         self._h2.encoder = LiteralResponseEncoder()  # type: ignore[assignment]
+        if CompiledRequestDecoder.available():
+            decoder = CompiledRequestDecoder()
+            decoder.max_header_list_size = self._h2.decoder.max_header_list_size
+            self._h2.decoder = decoder  # type: ignore[assignment]
         self._transport: asyncio.Transport | None = None
         self._incoming: dict[int, _Incoming] = {}
         self._open: set[int] = set()  # streams counted against the limit: opened, not yet finished by us
@@ -501,7 +505,6 @@ class H2Server:
         self.ssl_context = ssl_context
         self.initial_max_concurrent_streams = initial_max_concurrent_streams
         self.stats = ServerStats()
-        install_fast_huffman_decoder()
         self.connections: set[Connection] = set()
         self._routes: list[tuple[str, Handler]] = []
         self._server: asyncio.Server | None = None
