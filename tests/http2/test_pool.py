@@ -33,22 +33,28 @@ async def test_idle_connection_is_pinged_and_kept(tmp_path: Path) -> None:
         assert stats.connections_opened == 1
 
 
-@pytest.fixture
-async def black_hole(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
-    """A TLS server that speaks ALPN h2 and then never answers anything."""
+EMPTY_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+@pytest.fixture(params=[False, True], ids=["silent", "settings-then-silent"])
+async def black_hole(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[str, Path, bool]]:
+    """A TLS server that speaks ALPN h2 and then answers nothing (or only its SETTINGS)."""
+    greets = bool(request.param)
     ca = CertificateAuthority.generate()
     material = ca.write_server_material(tmp_path, ["127.0.0.1"])
     writers: list[asyncio.StreamWriter] = []
 
     async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writers.append(writer)
+        if greets:
+            writer.write(EMPTY_SETTINGS)
         while await reader.read(65536):
             pass
 
     server = await asyncio.start_server(swallow, "127.0.0.1", 0, ssl=server_ssl_context(material))
     port = server.sockets[0].getsockname()[1]
     try:
-        yield f"https://127.0.0.1:{port}", material.ca_file
+        yield f"https://127.0.0.1:{port}", material.ca_file, greets
     finally:
         server.close()
         for w in writers:
@@ -56,12 +62,12 @@ async def black_hole(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
         await server.wait_closed()
 
 
-async def test_unanswered_ping_drops_the_connection_and_the_request_is_resent(
-    black_hole: tuple[str, Path], tmp_path: Path
+async def test_a_server_that_stops_answering_loses_nothing_silently(
+    black_hole: tuple[str, Path, bool],
 ) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    url, ca_file = black_hole
+    url, ca_file, greets = black_hole
     auth = TokenAuth(ec.generate_private_key(ec.SECP256R1()), key_id="PINGKEY002", team_id=TEAM)
     async with ApnsClient(
         auth,
@@ -72,9 +78,16 @@ async def test_unanswered_ping_drops_the_connection_and_the_request_is_resent(
         request_timeout=30,
         max_attempts=1,
     ) as client:
-        client.pool.ping_timeout = 0.2
+        client.pool.ping_timeout = client.pool.connect_timeout = 0.2
+        client.pool.backoff_base = 0.01
         result = await client.send(NOTE, "cd" * 32)
         stats = client.pool.stats
     assert (result.outcome, result.status) == (Outcome.RETRY, 0)
-    assert result.reason is not None and result.reason.startswith("ConnectionLostError")
-    assert stats.ping_timeouts == 3 and stats.connections_opened == 3  # resent twice on new connections
+    if greets:
+        # the request went out, the PING was never answered: dropped, resent twice on new connections
+        assert result.reason is not None and result.reason.startswith("ConnectionLostError")
+        assert stats.ping_timeouts == 3 and stats.connections_opened == 3
+    else:
+        # no SETTINGS ever came: the request never left, and ends as a connect failure
+        assert result.reason is not None and "sent no HTTP/2 SETTINGS" in result.reason
+        assert stats.connect_failures == 4 and stats.ping_timeouts == 0

@@ -85,6 +85,14 @@ def test_request_and_responses_with_and_without_body() -> None:
     assert p.client.open_streams == 0
 
 
+def test_no_request_before_the_server_settings_arrive() -> None:
+    client = ClientProtocol()
+    client.initiate()
+    assert not client.can_open_stream  # the server's limit is not known yet
+    client.receive(b"\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x01")  # SETTINGS: 1 stream
+    assert client.can_open_stream and client.max_concurrent_streams == 1
+
+
 def test_follows_max_concurrent_streams_as_it_changes() -> None:
     p = Pair(MAX_CONCURRENT_STREAMS=1)
     events = p.pump()

@@ -60,6 +60,7 @@ class Http2Connection(asyncio.Protocol):
         self.inflight: dict[int, PendingRequest] = {}  # insertion order = oldest first (deadline sweep)
         self.loop = asyncio.get_running_loop()
         self.last_read = self.loop.time()
+        self.opened_at = self.last_read
         self.ping_sent_at: float | None = None
         self.retiring = False  # takes no new requests; closes once the in-flight ones are answered
         self.lost = False
@@ -108,7 +109,8 @@ class Http2Connection(asyncio.Protocol):
 
     # -- asyncio.Protocol --------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport subclasses
+        self.transport = transport  # type: ignore[assignment]
+        self.opened_at = self.loop.time()  # uvloop's transports are not asyncio.Transport subclasses
         self.proto.initiate()
         self._flush()
 
@@ -140,7 +142,7 @@ class Http2Connection(asyncio.Protocol):
                 elif isinstance(ev, PingAcknowledged):
                     self.ping_sent_at = None
                 elif isinstance(ev, SettingsChanged):
-                    pass  # pool.pump() below uses the new limit
+                    pool.settings_received(self)  # pool.pump() below uses the new limit
             if (self.retiring or self.proto.exhausted) and not self.inflight:
                 self.close()
             pool.pump()

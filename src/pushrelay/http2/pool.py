@@ -251,7 +251,6 @@ class Http2Pool:
         if self._closed:
             conn.close()
             return
-        self._failures = 0
         self.stats.connections_opened += 1
         self._conns.append(conn)
         self._changed()
@@ -280,6 +279,10 @@ class Http2Pool:
     def complete(self, req: PendingRequest, response: Response) -> None:
         self.stats.responses += 1
         req.callback(req, response)
+
+    def settings_received(self, conn: Http2Connection) -> None:
+        """The server spoke HTTP/2: the connection is established, reconnect backoff starts over."""
+        self._failures = 0
 
     def stream_reset(self, req: PendingRequest, ev: StreamReset) -> None:
         if ev.unprocessed:
@@ -328,7 +331,16 @@ class Http2Pool:
     # -- deadlines and liveness --------------------------------------------------------------------
     async def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
-        period = max(0.05, min(1.0, self.request_timeout / 4, self.ping_interval / 2, self.ping_timeout / 2))
+        period = max(
+            0.05,
+            min(
+                1.0,
+                self.request_timeout / 4,
+                self.ping_interval / 2,
+                self.ping_timeout / 2,
+                self.connect_timeout / 2,
+            ),
+        )
         while True:
             await asyncio.sleep(period)
             now = loop.time()
@@ -349,6 +361,16 @@ class Http2Pool:
                     req.callback(
                         req, RequestTimeout(f"no answer from {self.host} within {self.request_timeout:g} s")
                     )
+                if not conn.proto.settings_received and not conn.lost:
+                    if now - conn.opened_at > self.connect_timeout:  # TLS up, but no HTTP/2 from the server
+                        conn.lost = True
+                        self._connect_failed(
+                            ConnectError(
+                                f"{self.host}:{self.port} sent no HTTP/2 SETTINGS within {self.connect_timeout:g} s"
+                            )
+                        )
+                        conn.abort()
+                    continue
                 if conn.ping_sent_at is not None and now - conn.ping_sent_at > self.ping_timeout:
                     self.stats.ping_timeouts += 1
                     conn.abort()  # unanswered PING: the connection is dead (connection_lost requeues)

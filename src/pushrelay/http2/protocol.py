@@ -173,6 +173,9 @@ class ClientProtocol:
         self._continuation_holder = _Stream(0)
         self.goaway_received = False
         self.closed = False
+        # Requests wait for the server's first SETTINGS: APNs allows one stream until a valid token was
+        # accepted, and a client that opens streams before reading that limit gets them refused.
+        self.settings_received = False
 
     # -- outbound ----------------------------------------------------------------------------------
     def initiate(self) -> None:
@@ -196,7 +199,8 @@ class ClientProtocol:
     @property
     def can_open_stream(self) -> bool:
         return (
-            not self.goaway_received
+            self.settings_received
+            and not self.goaway_received
             and not self.closed
             and len(self._streams) < self.max_concurrent_streams
             and self._next_stream_id <= MAX_STREAM_ID
@@ -433,6 +437,9 @@ class ClientProtocol:
                 self._encoder.set_max_table_size(value)
         self._frame(SETTINGS, ACK, 0, b"")
         self._flush_blocked()
+        if not self.settings_received:
+            self.settings_received = True
+            changed = True
         if changed:
             events.append(SettingsChanged(self.max_concurrent_streams))
 
