@@ -205,13 +205,13 @@ class Http2Pool:
                 free -= 1
             if not waiting:
                 return
-        usable = sum(1 for c in self._conns if not (c.lost or c.retiring or c.proto.exhausted))
+        usable = [c for c in self._conns if not (c.lost or c.retiring or c.proto.exhausted)]
         if (
             not self._closed
             and self._reconnect_handle is None
             and self._connecting == 0
-            and usable < self.max_connections
-            and (usable == 0 or len(waiting) > 0)
+            and len(usable) < self.max_connections
+            and all(c.proto.settings_received for c in usable)  # one still starting up will take work soon
         ):
             self._start_connect()
 
@@ -250,6 +250,8 @@ class Http2Pool:
         self._connecting -= 1
         if self._closed:
             conn.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(conn.closed_event.wait(), 1.0)
             return
         self.stats.connections_opened += 1
         self._conns.append(conn)
