@@ -1,0 +1,26 @@
+"""The complete examples of docs/ run as written (snippets that need the reader's own key files are
+not listed here)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+RUNNABLE = [("apns.md", 0), ("credentials.md", 3), ("fcm.md", 2), ("webpush.md", 1)]
+
+
+def block(name: str, index: int) -> str:
+    return re.findall(r"```python\n(.*?)```", (DOCS / name).read_text(encoding="utf-8"), re.S)[index]
+
+
+@pytest.mark.parametrize(("name", "index"), RUNNABLE, ids=[f"{n}#{i}" for n, i in RUNNABLE])
+def test_example_runs(name: str, index: int, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", block(name, index)], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
