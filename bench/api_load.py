@@ -1,13 +1,25 @@
-"""Load test of the service (not a unit test): POST /v1/notifications rate and latency, and the
-end-to-end rate from acceptance to recorded delivery for N devices, against the APNs sandbox.
+"""Load test of the service (not a unit test), against the APNs sandbox, in one run:
 
-    .venv/bin/python bench/api_load.py --devices 20000 --requests 2000 --concurrency 16 [--database-url URL]
+1. the raw transport: ``ApnsClient.send_many`` from this process straight to the sandbox (what
+   ``bench/apns_throughput.py`` measures, with the sandbox's key so that the sandbox accepts it);
+2. ``POST /v1/notifications``: requests/s and p50 / p99 latency, one small notification per request;
+3. ``POST /v1/notifications:batch``: notifications/s accepted with 500 per request;
+4. end to end: one notification to every one of N registered devices (``recipients.all``), from the
+   request to the last outcome recorded.
+
+Three processes: the sandbox (``pushrelay sandbox``), the service (``pushrelay serve``), and this
+one (the clients).
+
+    .venv/bin/python bench/api_load.py --devices 100000 --requests 2000 --concurrency 16 [--database-url URL]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -15,111 +27,182 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from pushrelay.apns import ApnsClient, TokenAuth
 from pushrelay.db import Database
+from pushrelay.notification import Notification
 from pushrelay.registry.devices import DeviceInfo, DeviceRegistry
-from pushrelay.sandbox import ApnsSandbox
 from pushrelay.server.apikeys import ApiKeyStore
+
+TEAM, BUNDLE = "TEAM123456", "com.sample.myappname"
+NOTE = {"title": "This is title", "body": "Here is the content of this notification"}
+
+
+def start(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+def wait_for(pred: Any, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if pred():
+                return
+        except (httpx.HTTPError, OSError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+async def raw_transport(url: str, ca: Path, key_file: Path, n: int) -> float:
+    auth = TokenAuth.from_file(key_file, team_id=TEAM)
+    note = Notification.from_dict(NOTE)
+    async with ApnsClient(auth, topic=BUNDLE, endpoint=url, ca_file=ca) as client:
+        warm = await client.send(note, "ab" * 32)  # connect; the sandbox then raises the stream limit
+        if not warm.ok:
+            raise SystemExit(f"warm-up failed: {warm.outcome} {warm.reason}")
+        t0 = time.perf_counter()
+        ok = 0
+        async for result in client.send_many((note, f"{i + 1:064x}", None) for i in range(n)):
+            ok += result.ok
+        rate = n / (time.perf_counter() - t0)
+    if ok != n:
+        raise SystemExit(f"raw transport: {n - ok} of {n} failed")
+    return rate
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--devices", type=int, default=20_000)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--devices", type=int, default=100_000)
     ap.add_argument("--requests", type=int, default=2_000)
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--raw", type=int, default=100_000, help="notifications for the raw transport rate")
     ap.add_argument("--database-url", default=None)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="pushrelay-bench-"))
     url = args.database_url or f"sqlite:///{tmp / 'bench.db'}"
-    with ApnsSandbox.running() as sb:
-        sb.add_topic("com.bench.app", "TEAM123456")
-        key_file = sb.create_key("TEAM123456", "ABC123DEFG", tmp)
+    py = sys.executable
+    sandbox = start(
+        [py, "-m", "pushrelay", "sandbox", "--port", "0", "--dir", str(tmp / "sb")], tmp / "sandbox.log"
+    )
+    service: subprocess.Popen[bytes] | None = None
+    try:
+        wait_for(lambda: "listening on https://" in (tmp / "sandbox.log").read_text(), "the sandbox")
+        sb_url = re.search(r"APNs sandbox \S+ listening on (https://\S+)", (tmp / "sandbox.log").read_text())
+        assert sb_url is not None
+        sb = sb_url.group(1)
+        ca, key_file = tmp / "sb" / "ca.pem", next((tmp / "sb").glob("AuthKey_*.p8"))
+        control = httpx.Client(base_url=sb, verify=str(ca), timeout=30)
+
+        # 1. raw transport
+        rate = asyncio.run(raw_transport(sb, ca, key_file, args.raw))
+        print(f"raw APNs transport (ApnsClient.send_many, 1 connection): {rate:,.0f} notifications/s")
+
         cfg = tmp / "pushrelay.toml"
         cfg.write_text(
-            f'[database]\nurl = "{url}"\n[apps.bench]\nbundle_id = "com.bench.app"\n'
-            f'[apps.bench.apns]\nteam_id = "TEAM123456"\nkey_file = "{key_file}"\n'
-            f'endpoint = "{sb.url}"\nca_file = "{sb.ca_file}"\n'
+            f'[database]\nurl = "{url}"\n[service]\nrate_limit = 1000000\nrate_burst = 1000000\n'
+            f'[apps.bench]\nbundle_id = "{BUNDLE}"\n'
+            f'[apps.bench.apns]\nteam_id = "{TEAM}"\nkey_file = "{key_file}"\nendpoint = "{sb}"\nca_file = "{ca}"\n'
         )
         db = Database(url)
         key = ApiKeyStore(db.engine).create(["admin"])[1]
-        reg = DeviceRegistry(db)
         t0 = time.perf_counter()
-        reg.register_many(
+        DeviceRegistry(db).register_many(
             DeviceInfo(app="bench", token=f"{i + 1:064x}", email=f"u{i}@x.com") for i in range(args.devices)
         )
-        print(f"registered {args.devices} devices in {time.perf_counter() - t0:.1f} s")
+        print(f"registered {args.devices:,} devices in {time.perf_counter() - t0:.1f} s")
         db.dispose()
-        env = {
-            **os.environ,
-            "PUSHRELAY_RATE_LIMIT": "1000000",
-            "PUSHRELAY_RATE_BURST": "1000000",
-            "PUSHRELAY_LOG_LEVEL": "warning",
-        }
         port = 18080
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pushrelay", "serve", "--config", str(cfg), "--port", str(port)], env=env
+        env = {**os.environ, "PUSHRELAY_LOG_LEVEL": "warning"}
+        service = start(
+            [py, "-m", "pushrelay", "serve", "--config", str(cfg), "--port", str(port)],
+            tmp / "service.log",
+            env,
         )
         base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(200):
-                try:
-                    if httpx.get(f"{base}/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.05)
-            headers = {"Authorization": f"Bearer {key}"}
-            with httpx.Client(
-                base_url=base,
-                headers=headers,
-                timeout=60,
-                limits=httpx.Limits(max_connections=args.concurrency),
-            ) as c:
-                # 1. accepting: one small notification per request
-                def post(i: int) -> float:
-                    s = time.perf_counter()
-                    r = c.post(
-                        "/v1/notifications",
-                        json={
-                            "app": "bench",
-                            "notification": {"title": f"n{i}"},
-                            "recipients": {"emails": [f"u{i % args.devices}@x.com"]},
-                        },
-                    )
-                    assert r.status_code == 202, r.text
-                    return time.perf_counter() - s
+        wait_for(lambda: httpx.get(f"{base}/healthz").status_code == 200, "the service")
+        limits = httpx.Limits(max_connections=args.concurrency)
+        with httpx.Client(
+            base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=120, limits=limits
+        ) as c:
 
-                t0 = time.perf_counter()
-                with ThreadPoolExecutor(args.concurrency) as pool:
-                    lat = sorted(pool.map(post, range(args.requests)))
-                wall = time.perf_counter() - t0
-                p = statistics.quantiles(lat, n=100)
-                print(
-                    f"POST /v1/notifications: {args.requests / wall:.0f} req/s, p50 {p[49] * 1000:.1f} ms, "
-                    f"p99 {p[98] * 1000:.1f} ms (concurrency {args.concurrency})"
-                )
-                while c.get("/metrics").text.find('pushrelay_queue_depth{state="pending"} 0.0') < 0:
-                    time.sleep(0.2)
-                time.sleep(1)
-                # 2. end to end: one notification to every device
-                before = len(sb.all_received())
-                t0 = time.perf_counter()
-                nid = c.post(
-                    "/v1/notifications",
-                    json={"app": "bench", "notification": {"title": "all"}, "recipients": {"all": True}},
-                ).json()["id"]
-                while c.get(f"/v1/notifications/{nid}").json()["state"] != "completed":
-                    time.sleep(0.1)
-                wall = time.perf_counter() - t0
-                got = len(sb.all_received()) - before
-                print(
-                    f"end to end: {args.devices} devices accepted -> recorded in {wall:.1f} s = "
-                    f"{args.devices / wall:.0f} deliveries/s (sandbox received {got})"
-                )
-        finally:
-            proc.terminate()
-            proc.wait(30)
+            def idle() -> bool:
+                return 'pushrelay_queue_depth{state="pending"} 0.0' in c.get("/metrics").text
+
+            # 2. accepting, one notification per request
+            def post(i: int) -> float:
+                s = time.perf_counter()
+                body = {"app": "bench", "notification": {"title": f"n{i}"},
+                        "recipients": {"emails": [f"u{i % args.devices}@x.com"]}}  # fmt: skip
+                r = c.post("/v1/notifications", json=body)
+                assert r.status_code == 202, r.text
+                return time.perf_counter() - s
+
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(args.concurrency) as pool:
+                lat = sorted(pool.map(post, range(args.requests)))
+            wall = time.perf_counter() - t0
+            p = statistics.quantiles(lat, n=100)
+            print(
+                f"POST /v1/notifications: {args.requests / wall:,.0f} req/s, p50 {p[49] * 1000:.1f} ms, "
+                f"p99 {p[98] * 1000:.1f} ms ({args.requests} requests, {args.concurrency} connections)"
+            )
+            wait_for(idle, "the queue to drain", 600)
+
+            # 3. accepting in batches
+            def post_batch(i: int) -> None:
+                items = [{"app": "bench", "notification": {"title": f"b{i}"},
+                          "recipients": {"device_tokens": [f"{(i * 500 + j) % args.devices + 1:064x}"]}}
+                         for j in range(500)]  # fmt: skip
+                r = c.post("/v1/notifications:batch", json={"notifications": items})
+                assert r.status_code == 202, r.text
+
+            batches = max(1, args.requests // 100)
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(4) as pool:
+                list(pool.map(post_batch, range(batches)))
+            wall = time.perf_counter() - t0
+            print(f"POST /v1/notifications:batch: {batches * 500 / wall:,.0f} notifications/s accepted "
+                  f"({batches} requests of 500, 4 connections)")  # fmt: skip
+            wait_for(idle, "the queue to drain", 600)
+            time.sleep(1)
+
+            # 4. end to end: every device
+            before = control.get("/_sandbox/stats").json()["accepted"]
+            t0 = time.perf_counter()
+            r = c.post(
+                "/v1/notifications", json={"app": "bench", "notification": NOTE, "recipients": {"all": True}}
+            )
+            nid = r.json()["id"]
+            wait_for(
+                lambda: c.get(f"/v1/notifications/{nid}").json()["state"] == "completed", "completion", 3600
+            )
+            wall = time.perf_counter() - t0
+            got = control.get("/_sandbox/stats").json()["accepted"] - before
+            counts = c.get(f"/v1/notifications/{nid}").json()["counts"]
+            print(
+                f"end to end: {args.devices:,} devices accepted -> recorded in {wall:.1f} s = "
+                f"{args.devices / wall:,.0f} deliveries/s (sandbox accepted {got:,}; counts {counts})"
+            )
+            print(f"end to end / raw transport: {args.devices / wall / rate:.2f}")
+    finally:
+        if service is not None:
+            stop(service)
+        stop(sandbox)
 
 
 if __name__ == "__main__":

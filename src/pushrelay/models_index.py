@@ -8,5 +8,6 @@ from __future__ import annotations
 
 from .queue import models as _queue_models
 from .registry import models as _registry_models
+from .webhooks import store as _webhook_events
 
-__all__ = ["_queue_models", "_registry_models"]
+__all__ = ["_queue_models", "_registry_models", "_webhook_events"]

@@ -70,3 +70,26 @@ async def test_settings_build_a_working_client(tmp_path: Path) -> None:
         (got,) = sb.received("tok")
         assert got.project_id == "from-file"
         assert got.message["android"]["notification"]["channel_id"] == "news"
+
+
+def test_quota_backoff_defaults_to_a_minute_and_can_be_lowered(tmp_path: Path) -> None:
+    base = {"service_account_file": "sa.json"}
+    assert FcmSettings.from_mapping(base, file=tmp_path / "c.toml").quota_backoff == 60.0
+    assert FcmSettings.from_mapping({**base, "quota_backoff": 1.5}).quota_backoff == 1.5
+    for bad in (0, -1, "60", True):
+        with pytest.raises(ConfigurationError) as info:
+            FcmSettings.from_mapping({**base, "quota_backoff": bad}, file=tmp_path / "c.toml")
+        assert info.value.field == "fcm.quota_backoff" and "seconds" in str(info.value)
+
+
+async def test_the_client_honours_the_quota_backoff_setting(tmp_path: Path) -> None:
+    async with FcmSandbox() as sb:
+        key = sb.create_service_account(tmp_path, project_id="p")
+        table = {"service_account_file": str(key), "base_url": sb.url, "ca_file": str(sb.ca_file)}
+        settings = FcmSettings.from_mapping({**table, "quota_backoff": 2})
+        sb.script("busy", "quota_exceeded", times=2, retry_after=1)
+        async with settings.client() as client:
+            assert (await client.send(Notification(title="hi"), "busy")).retry_after == 2.0
+        sb.script("busy", "quota_exceeded", times=1, retry_after=5)
+        async with settings.client() as client:  # Retry-After above the floor wins
+            assert (await client.send(Notification(title="hi"), "busy")).retry_after == 5.0

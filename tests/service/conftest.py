@@ -10,14 +10,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner, Result
 
+from pushrelay.cli import cli
 from pushrelay.db import Database
 from pushrelay.sandbox import ApnsSandbox
 from pushrelay.server.apikeys import ApiKeyStore
@@ -31,7 +33,17 @@ FAST_ENV = {
     "PUSHRELAY_WORKER_POLL": "0.05",
     "PUSHRELAY_SWEEP_EVERY": "0.5",
     "PUSHRELAY_WORKER_LEASE": "10",
+    "PUSHRELAY_WEBHOOK_RETRY_BASE": "0.2",
+    "PUSHRELAY_WEBHOOK_RETRY_CAP": "1",
 }
+
+
+def wait_until(pred: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll ``pred`` until it is true; ``timeout`` is generous, the tests assert no timing."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
 def free_port() -> int:
@@ -51,20 +63,12 @@ class ServiceProcess:
         self.log = tmp / "service.log"
         self._log_fh: Any = None
 
-    def start(self, *args: str) -> ServiceProcess:
+    def start(self, *args: str, port_from_config: bool = False) -> ServiceProcess:
+        """``port_from_config``: no ``--port``, the configuration must give ``self.port``."""
         self._log_fh = open(self.log, "ab")  # noqa: SIM115 - closed in stop/kill
+        port = [] if port_from_config else ["--port", str(self.port)]
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pushrelay",
-                "serve",
-                "--config",
-                str(self.config),
-                "--port",
-                str(self.port),
-                *args,
-            ],
+            [sys.executable, "-m", "pushrelay", "serve", "--config", str(self.config), *port, *args],
             stdout=self._log_fh,
             stderr=subprocess.STDOUT,
             env={**os.environ, **self.env},
@@ -160,16 +164,10 @@ class Stack:
     def __init__(self, url: str, sandbox: ApnsSandbox, tmp: Path, webhook: WebhookReceiver | None) -> None:
         self.db_url = url
         self.sandbox = sandbox
-        key_file = sandbox.create_key(TEAM, "ABC123DEFG", tmp)
-        hook = f'webhook_url = "{webhook.url}"\nwebhook_secret = "s3cret"\n' if webhook else ""
+        self.tmp = tmp
+        self.webhook = webhook
         self.config = tmp / "pushrelay.toml"
-        self.config.write_text(
-            f'[database]\nurl = "{url}"\n\n'
-            f'[apps.myapp]\nbundle_id = "{BUNDLE}"\n{hook}'
-            f'[apps.myapp.apns]\nteam_id = "{TEAM}"\nkey_file = "{key_file}"\nendpoint = "{sandbox.url}"\n'
-            f'ca_file = "{sandbox.ca_file}"\n\n'
-            f'[apps.other]\nbundle_id = "com.sample.other"\n'
-        )
+        self.write_config(sandbox.create_key(TEAM, "ABC123DEFG", tmp))
         db = Database(url)
         try:
             store = ApiKeyStore(db.engine)
@@ -180,9 +178,27 @@ class Stack:
             db.dispose()
         self.service = ServiceProcess(self.config, tmp, dict(FAST_ENV))
 
+    def write_config(self, key_file: Path, extra: str = "") -> None:
+        """(Re)write pushrelay.toml: myapp on the sandbox with ``key_file``, and an app without
+        credentials; ``extra`` is appended (a [service] table...)."""
+        hook = f'webhook_url = "{self.webhook.url}"\nwebhook_secret = "s3cret"\n' if self.webhook else ""
+        sb = self.sandbox
+        self.config.write_text(
+            f'[database]\nurl = "{self.db_url}"\n\n'
+            f'[apps.myapp]\nbundle_id = "{BUNDLE}"\n{hook}'
+            f'[apps.myapp.apns]\nteam_id = "{TEAM}"\nkey_file = "{key_file}"\nendpoint = "{sb.url}"\n'
+            f'ca_file = "{sb.ca_file}"\n\n'
+            f'[apps.other]\nbundle_id = "com.sample.other"\n{extra}'
+        )
+
     def client(self, key: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return httpx.Client(base_url=self.service.url, headers=headers, timeout=30)
+
+    def cli(self, *args: str) -> Result:
+        """Run ``pushrelay ARGS --config <this stack's file>`` (in this process: the command's code
+        and the database are real, a child process would only add its start-up time)."""
+        return CliRunner().invoke(cli, [*args, "--config", str(self.config)], catch_exceptions=False)
 
 
 @pytest.fixture

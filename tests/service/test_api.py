@@ -175,6 +175,52 @@ def test_api_end_to_end(stack: Stack, webhook: WebhookReceiver) -> None:
             "idempotency_key",
         )
 
+        # -- a batch: many notifications, one request, one transaction ---------------------------
+        one = {"app": "myapp", "notification": N, "recipients": {"device_tokens": [TOKENS[0]]}}
+        r = snd.post(
+            "/v1/notifications:batch",
+            json={
+                "notifications": [one, {**one, "idempotency_key": "b-1"}, {**body, "idempotency_key": "b-2"}]
+            },
+        )
+        assert r.status_code == 202, r.text
+        items = r.json()["items"]
+        assert [i["state"] for i in items] == ["pending"] * 3 and len({i["id"] for i in items}) == 3
+        assert snd.get(f"/v1/notifications/{items[1]['id']}").json()["app"] == "myapp"
+        again = snd.post(
+            "/v1/notifications:batch", json={"notifications": [{**one, "idempotency_key": "b-1"}]}
+        )
+        assert again.json()["items"] == [{"id": items[1]["id"], "app": "myapp", "idempotent_replayed": True}]
+        conflict = {
+            "notifications": [{**one, "idempotency_key": "b-3"}, {**one, "idempotency_key": "order-42"}]
+        }
+        _err(
+            snd.post("/v1/notifications:batch", json=conflict),
+            409,
+            "idempotency_conflict",
+            "notifications.1.idempotency_key",
+        )
+        # all or nothing: the first item of the refused batch was not committed
+        assert snd.post("/v1/notifications", json={**one, "idempotency_key": "b-3"}).status_code == 202
+        bad = {"notifications": [one, {**one, "recipients": {}}]}
+        _err(snd.post("/v1/notifications:batch", json=bad), 422, "no_recipient", "notifications.1.recipients")
+        bad = {"notifications": [one, one, {"notification": N, "recipients": {"all": True}}]}
+        _err(snd.post("/v1/notifications:batch", json=bad), 422, "invalid_request", "notifications.2.app")
+        _err(
+            snd.post("/v1/notifications:batch", json={"notifications": []}),
+            422,
+            "invalid_request",
+            "notifications",
+        )
+        bad = {"notifications": [one, {**one, "app": "other"}]}
+        _err(snd.post("/v1/notifications:batch", json=bad), 403, "forbidden", "notifications.1.app")
+        _err(
+            adm.post("/v1/notifications:batch", json={"notifications": [{**one, "app": "nope"}]}),
+            422,
+            "unknown_app",
+            "notifications.0.app",
+        )
+
         # -- scheduling and cancellation -----------------------------------------------------------
         later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
         sched = snd.post(
@@ -264,17 +310,6 @@ def test_api_end_to_end(stack: Stack, webhook: WebhookReceiver) -> None:
     completed = {e["id"] for e in events if e["type"] == "notification.completed"}
     assert allr["id"] in completed and json.dumps(events)  # JSON-ready
     assert stack.service.stop() == 0  # graceful shutdown on SIGTERM
-
-
-def test_rate_limit(stack: Stack) -> None:
-    stack.service.env.update({"PUSHRELAY_RATE_LIMIT": "1", "PUSHRELAY_RATE_BURST": "3"})
-    stack.service.start()
-    with stack.client(stack.sender) as snd:
-        codes = [snd.get("/v1/notifications").status_code for _ in range(5)]
-        assert codes[:3] == [200, 200, 200] and codes[-1] == 429
-        r = snd.get("/v1/notifications")
-        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
-        assert r.json()["error"]["code"] == "rate_limited"
 
 
 def test_revoked_key_is_refused(stack: Stack) -> None:

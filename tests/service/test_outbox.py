@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from pushrelay.db import Database
 from pushrelay.outcome import DeliveryResult, Outcome
@@ -17,7 +17,8 @@ from pushrelay.queue import (
     RetryPolicy,
     SqlOutbox,
 )
-from pushrelay.queue.models import DeliveryRow, NotificationRow, utcnow
+from pushrelay.queue.models import AppPauseRow, DeliveryRow, NotificationRow, utcnow
+from pushrelay.webhooks.store import WebhookEventStore
 
 N = {"title": "t", "body": "b"}
 
@@ -134,3 +135,94 @@ def test_schedule_cancel_expire(outbox: SqlOutbox) -> None:
     assert outbox.sweep() == [gone]
     st = outbox.status(gone)
     assert st is not None and st.state == "completed" and st.counts == {"total": 1, "expired": 1}
+
+
+def _claim_all(ob: SqlOutbox, worker: str) -> list:  # type: ignore[type-arg]
+    return ob.claim(worker, limit=100, lease=30)
+
+
+def test_a_paused_app_keeps_its_deliveries_until_resumed(outbox: SqlOutbox) -> None:
+    nid = outbox.enqueue(_req()).id
+    _expand(outbox, ["t1", "t2", "t3"])
+    c1, c2, c3 = _claim_all(outbox, "w1")
+    # the provider refused the credentials: the worker pauses the app, then records the answers
+    assert outbox.pause("a", "403 InvalidProviderToken", platform="ios", by="w1", fingerprint="f1")
+    assert not outbox.pause("a", "403 InvalidProviderToken", platform="ios", by="w2", fingerprint="f1")
+    outbox.record(
+        "w1",
+        [
+            (c1, DeliveryResult("t1", Outcome.CONFIG_BROKEN, 403, "InvalidProviderToken")),
+            (c2, DeliveryResult("t2", Outcome.RETRY, 503, "ServiceUnavailable")),
+            (c3, DeliveryResult("t3", Outcome.DELIVERED, 200)),
+        ],
+    )
+    assert outbox.status(nid).counts == {"total": 3, "paused": 2, "delivered": 1}  # type: ignore[union-attr]
+    (pause,) = outbox.paused_apps()
+    assert (pause.app, pause.reason, pause.platform, pause.paused_by, pause.fingerprint) == (
+        "a", "403 InvalidProviderToken", "ios", "w1", "f1"
+    )  # fmt: skip
+    # accepted while paused: expanded and kept too; nothing is claimable
+    later = outbox.enqueue(_req()).id
+    _expand(outbox, ["t4"])
+    assert outbox.status(later).counts == {"total": 1, "paused": 1}  # type: ignore[union-attr]
+    assert _claim_all(outbox, "w2") == [] and outbox.sweep() == []
+    assert outbox.queue_depth() == {"paused": 3}
+
+    assert outbox.resume("a") == 3 and outbox.resume("a") is None
+    again = _claim_all(outbox, "w2")
+    assert sorted(c.token for c in again) == ["t1", "t2", "t4"]
+    assert {c.token: c.apns_id for c in again}["t1"] == c1.apns_id  # same apns-id after the pause
+
+
+def test_kept_deliveries_expire_and_orphans_are_freed(outbox: SqlOutbox) -> None:
+    nid = outbox.enqueue(_req()).id
+    _expand(outbox, ["t1", "t2"])
+    outbox.pause("a", "paused by an operator", platform=None, by="operator", fingerprint=None)
+    with outbox.engine.begin() as conn:
+        conn.execute(
+            update(DeliveryRow)
+            .where(DeliveryRow.token == "t1")
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        conn.execute(delete(AppPauseRow))  # resumed behind the outbox's back
+    assert outbox.sweep() == []
+    assert outbox.status(nid).counts == {"total": 2, "expired": 1, "pending": 1}  # type: ignore[union-attr]
+    assert [c.token for c in _claim_all(outbox, "w")] == ["t2"]
+
+
+def test_a_batch_is_committed_whole_or_not_at_all(outbox: SqlOutbox) -> None:
+    first = outbox.enqueue(_req(idempotency_key="k1"))
+    results = outbox.enqueue_many(
+        [_req(), _req(idempotency_key="k1"), _req(idempotency_key="k2"), _req(idempotency_key="k2")]
+    )
+    assert [r.created for r in results] == [True, False, True, False]
+    assert results[1].id == first.id and results[2].id == results[3].id
+    with pytest.raises(IdempotencyConflict) as e:
+        outbox.enqueue_many(
+            [_req(idempotency_key="k3"), _req(idempotency_key="k1", notification={"title": "x"})]
+        )
+    assert e.value.index == 1 and e.value.existing_id == first.id
+    assert outbox.enqueue(_req(idempotency_key="k3")).created  # the refused batch left nothing behind
+    with pytest.raises(IdempotencyConflict) as e:
+        outbox.enqueue_many(
+            [_req(idempotency_key="k4"), _req(idempotency_key="k4", notification={"title": "x"})]
+        )
+    assert e.value.index == 1
+
+
+def test_completion_events_are_written_with_the_completion(outbox: SqlOutbox) -> None:
+    outbox.event_apps = {"a"}
+    nid = outbox.enqueue(_req()).id
+    _expand(outbox, ["t1"])
+    (c,) = _claim_all(outbox, "w")
+    assert outbox.record("w", [(c, DeliveryResult("t1", Outcome.DELIVERED, 200))]) == [nid]
+    other = outbox.enqueue(_req(app="b")).id  # b has no webhook: no event
+    jobs = outbox.claim_expansions("w", limit=10, lease=30)
+    assert outbox.expand_many("w", [(j.notification_id, [], [], ["No recipient found"]) for j in jobs]) == [
+        other
+    ]
+    (event,) = WebhookEventStore(outbox.engine).claim("s", ["a", "b"], limit=10, lease=30)
+    assert event.body() | {"at": 0, "event_id": "1"} == {
+        "type": "notification.completed", "app": "a", "event_id": "1", "at": 0, "id": nid, "state": "completed",
+        "counts": {"total": 1, "delivered": 1}, "success": True, "warnings": [], "errors": [],
+    }  # fmt: skip

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,34 +12,6 @@ from pushrelay.simulator import SimulatorClient, is_simulator_token
 
 UDID = "8A2F3C1E-0B6D-4E5F-9A7B-1C2D3E4F5A6B"
 BUNDLE = "com.sample.myappname"
-
-# Records its arguments and the payload file's content, then behaves like simctl: an unknown device
-# is refused on stderr with exit 148, as Xcode's simctl does.
-FAKE_XCRUN = """#!{python}
-import json, pathlib, sys
-log = pathlib.Path({log!r})
-args = sys.argv[1:]
-payload = pathlib.Path(args[-1]).read_text() if len(args) == 5 else None
-with log.open("a") as fh:
-    fh.write(json.dumps({{"args": args, "payload": payload}}) + "\\n")
-if args[2] == "00000000-0000-0000-0000-000000000000":
-    print("An error was encountered processing the command (code=404):", file=sys.stderr)
-    print("Invalid device: 00000000-0000-0000-0000-000000000000", file=sys.stderr)
-    sys.exit(148)
-print("Notification sent to '{{}}'".format(args[3]))
-"""
-
-
-@pytest.fixture
-def fake_xcrun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    log = tmp_path / "xcrun.log"
-    script = bin_dir / "xcrun"
-    script.write_text(FAKE_XCRUN.format(python=sys.executable, log=str(log)))
-    script.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}")
-    return log
 
 
 def calls(log: Path) -> list[dict[str, object]]:

@@ -1,4 +1,4 @@
-"""[apps.X.webpush] settings and the `pushrelay vapid-keys` command."""
+"""[apps.X.webpush] settings and the `pushrelay keys vapid` command."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ async def test_settings_build_a_working_client(tmp_path: Path) -> None:
 
 
 def test_vapid_keys_command_prints_a_usable_pair() -> None:
-    result = CliRunner().invoke(cli, ["vapid-keys", "--json"])
+    result = CliRunner().invoke(cli, ["keys", "vapid", "--json"])
     assert result.exit_code == 0, result.output
     pair = json.loads(result.output)
     assert VapidKey.from_string(pair["private_key"], subject=SUBJECT).public_key_b64 == pair["public_key"]
@@ -105,11 +105,20 @@ def test_vapid_keys_command_prints_a_usable_pair() -> None:
 def test_vapid_keys_command_writes_a_private_file(tmp_path: Path) -> None:
     out = tmp_path / "vapid.pem"
     runner = CliRunner()
-    result = runner.invoke(cli, ["vapid-keys", "--out", str(out)])
+    result = runner.invoke(cli, ["keys", "vapid", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     key = VapidKey.from_file(out, subject=SUBJECT)
     assert key.public_key_b64 in result.output
     assert key.private_key_b64 not in result.output
-    again = runner.invoke(cli, ["vapid-keys", "--out", str(out)])
+    again = runner.invoke(cli, ["keys", "vapid", "--out", str(out)])
     assert again.exit_code == 2 and "--force" in again.output
+
+
+def test_the_old_name_is_a_hidden_alias() -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["vapid-keys", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "pushrelay keys vapid" in result.stderr
+    assert set(json.loads(result.stdout)) == {"public_key", "private_key"}
+    assert "vapid-keys" not in runner.invoke(cli, ["--help"]).output

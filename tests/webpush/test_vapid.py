@@ -45,7 +45,7 @@ def test_bad_key_files(tmp_path: Path, content: bytes, fragment: str) -> None:
 
 
 def test_missing_key_file_says_how_to_make_one(tmp_path: Path) -> None:
-    with pytest.raises(CredentialsError, match="pushrelay vapid-keys --out"):
+    with pytest.raises(CredentialsError, match="pushrelay keys vapid --out"):
         VapidKey.from_file(tmp_path / "nope.pem", subject=SUBJECT)
 
 

@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "notifications": "notifications:notifications",
     "keys": "keys:keys",
     "vapid-keys": "vapid:vapid_command",
+    "apps": "apps:apps",
 }
 
 

@@ -1,4 +1,4 @@
-"""Options and helpers shared by the service commands (serve, worker, keys, notifications)."""
+"""Options and helpers shared by the service commands (serve, worker, keys, notifications, apps)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,18 @@ import click
 
 from .._exceptions import ConfigurationError
 from ..config import Config, load_config
+from ._common import config_option
+
+__all__ = ["config_option", "load", "log_level_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Configuration file (default: $PUSHRELAY_CONFIG, then ./pushrelay.toml).",
+log_level_option = click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    envvar="PUSHRELAY_LOG_LEVEL",
+    type=click.Choice(["debug", "info", "warning", "error"]),
 )
 
 

@@ -1,8 +1,10 @@
 """``pushrelay demo``: the whole path on embedded defaults, with nothing to configure.
 
-It starts the APNs sandbox, makes a demo app with a generated key, registers two devices for
-test@4d.com, starts the service (HTTP API + workers) on an SQLite file, sends the 4D example through
-the HTTP API, and prints what each sandbox device received and the delivery report.
+It starts the APNs, FCM and Web Push sandboxes, makes a demo app with generated credentials for all
+three, registers four devices for test@4d.com (an iPhone, an iPad, an Android phone built by 4D and a
+browser subscribed to the Web Push sandbox), starts the service (HTTP API + workers) on an SQLite
+file, sends the 4D example through the HTTP API once, and prints what each device received — for
+the browser, the payload the sandbox decrypted — and the delivery report.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import secrets
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,28 +24,67 @@ from rich.console import Console
 from rich.table import Table
 
 from ..config import load_config
-from ..config.writer import render_app_table
-from ..sandbox import ApnsSandbox
+from ..sandbox.stack import SandboxStack
 from ..server.runtime import run_service
 from ..server.wiring import build_service
 
 TEAM_ID, KEY_ID, BUNDLE_ID, APP = "TEAM123456", "DEMOKEY123", "com.sample.myappname", "myapp"
 EMAIL = "test@4d.com"
 EXAMPLE = {"title": "This is title", "body": "Here is the content of this notification"}
-DEVICES = (
-    {"device_model": "iPhone15,2", "os": "iOS", "os_version": "18.1"},
-    {"device_model": "iPad13,4", "os": "iPadOS", "os_version": "18.1"},
-)
+
+
+@dataclass(frozen=True)
+class DemoDevice:
+    name: str
+    platform: str
+    token: str
+    fields: dict[str, str]
+
+    def registration(self) -> dict[str, Any]:
+        return {"app": APP, "platform": self.platform, "token": self.token, "email": EMAIL, **self.fields}
+
+
+def _devices(stack: SandboxStack) -> list[DemoDevice]:
+    browser = stack.web.new_subscription(application_server_key=stack.vapid_public_key)
+    # FCM registration tokens look like "<instance id>:APA91b<...>"
+    android = f"{secrets.token_urlsafe(16)}:APA91b{secrets.token_urlsafe(100)}"
+    return [
+        DemoDevice("iPhone15,2", "ios", secrets.token_hex(32), {"device_model": "iPhone15,2", "os": "iOS", "os_version": "18.1"}),
+        DemoDevice("iPad13,4", "ios", secrets.token_hex(32), {"device_model": "iPad13,4", "os": "iPadOS", "os_version": "18.1"}),
+        DemoDevice("Pixel 8", "android", android, {"device_model": "Pixel 8", "os": "Android", "os_version": "15"}),
+        DemoDevice(
+            "Browser", "web", browser["endpoint"],
+            {"web_p256dh": browser["keys"]["p256dh"], "web_auth": browser["keys"]["auth"], "os": "Web"},
+        ),
+    ]  # fmt: skip
+
+
+def _received(stack: SandboxStack, device: DemoDevice) -> list[Any]:
+    """What the device got: the APNs payload, the FCM data map (what the 4D app reads), the
+    decrypted Web Push payload."""
+    if device.platform == "ios":
+        return [r.payload for r in stack.apns.received(device.token)]
+    if device.platform == "android":
+        return [r.data for r in stack.fcm.received(device.token)]
+    return [r.json for r in stack.web.received(device.token)]
 
 
 @click.command()
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Keep the demo's files (config, key, database) here instead of a temporary folder.")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep the demo's files (config, keys, database) here instead of a temporary folder.",
+)
 @click.option("--port", type=int, default=0, show_default="a free port", help="HTTP API port.")
-@click.option("--keep-running", is_flag=True, help="Leave the service up and print a ready-to-paste curl command.")
+@click.option(
+    "--keep-running", is_flag=True, help="Leave the service up and print a ready-to-paste curl command."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the delivery report as JSON only.")
 def demo(directory: Path | None, port: int, keep_running: bool, as_json: bool) -> None:  # fmt: skip
-    """Run the whole service against the local APNs sandbox and deliver the 4D example."""
+    """Run the whole service against local APNs, FCM and Web Push sandboxes and deliver the 4D
+    example to an iPhone, an iPad, an Android phone and a browser."""
     owns = directory is None
     work = Path(tempfile.mkdtemp(prefix="pushrelay-demo-")) if directory is None else directory
     work.mkdir(parents=True, exist_ok=True)
@@ -57,26 +99,17 @@ def demo(directory: Path | None, port: int, keep_running: bool, as_json: bool) -
 
 async def _demo(work: Path, port: int, keep_running: bool, as_json: bool) -> dict[str, Any]:
     console = Console(stderr=as_json, highlight=False)
-    with ApnsSandbox.running(directory=work / "sandbox") as sb:
-        key_file = sb.create_key(TEAM_ID, KEY_ID, work)
-        sb.add_topic(BUNDLE_ID, TEAM_ID)
+    with SandboxStack.running(
+        work / "sandbox", team_id=TEAM_ID, key_id=KEY_ID, bundle_id=BUNDLE_ID, project_id="pushrelay-demo"
+    ) as stack:
         config_file = work / "pushrelay.toml"
+        database = json.dumps(f"sqlite:///{work / 'pushrelay.db'}")
         config_file.write_text(
-            f'[database]\nurl = "sqlite:///{work / "pushrelay.db"}"\n\n'
-            + render_app_table(
-                APP,
-                {
-                    "bundle_id": BUNDLE_ID,
-                    "apns.team_id": TEAM_ID,
-                    "apns.key_file": str(key_file),
-                    "apns.environment": "production",
-                    "apns.endpoint": sb.url,
-                    "apns.ca_file": str(sb.ca_file),
-                },
-                comment="demo app: delivers to the local APNs sandbox",
-            )
+            f"[database]\nurl = {database}\n\n"
+            "# demo app: delivers to the local APNs, FCM and Web Push sandboxes\n" + stack.app_toml(APP)
         )
-        console.print(f"[bold]APNs sandbox[/] listening on {sb.url} (trusting its CA {sb.ca_file.name})")
+        for name, sandbox in (("APNs", stack.apns), ("FCM", stack.fcm), ("Web Push", stack.web)):
+            console.print(f"[bold]{name} sandbox[/] listening on {sandbox.url}")
         service = build_service(load_config(config_file))
         _key, api_key = service.keys.create(["admin"], name="demo")
         stop = asyncio.Event()
@@ -87,7 +120,7 @@ async def _demo(work: Path, port: int, keep_running: bool, as_json: bool) -> dic
         try:
             url = await asyncio.wait_for(asyncio.shield(ready), 30)
             console.print(f"[bold]pushrelay[/] API on {url}, database {work / 'pushrelay.db'}")
-            report = await _exercise(url, api_key, sb, console, as_json)
+            report = await _exercise(url, api_key, stack, console, as_json)
             if keep_running:
                 _print_keep_running(console, url, api_key, config_file)
                 await stop.wait()
@@ -98,33 +131,40 @@ async def _demo(work: Path, port: int, keep_running: bool, as_json: bool) -> dic
     return report
 
 
-async def _exercise(url: str, api_key: str, sb: ApnsSandbox, console: Console, as_json: bool) -> dict[str, Any]:
-    tokens = [secrets.token_hex(32) for _ in DEVICES]
-    async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {api_key}"}, timeout=30) as http:
-        for token, device in zip(tokens, DEVICES, strict=True):
-            r = await http.post("/v1/devices", json={"app": APP, "platform": "ios", "token": token, "email": EMAIL, **device})
+async def _exercise(
+    url: str, api_key: str, stack: SandboxStack, console: Console, as_json: bool
+) -> dict[str, Any]:
+    devices = _devices(stack)
+    headers = {"authorization": f"Bearer {api_key}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
+        for device in devices:
+            r = await http.post("/v1/devices", json=device.registration())
             r.raise_for_status()
-        console.print(f"registered {len(tokens)} devices for {EMAIL}: {', '.join(d['device_model'] for d in DEVICES)}")
+        names = ", ".join(f"{d.name} ({d.platform})" for d in devices)
+        console.print(f"registered {len(devices)} devices for {EMAIL}: {names}")
         body = {"app": APP, "notification": EXAMPLE, "recipients": {"emails": [EMAIL]}}
         console.print(f"POST /v1/notifications?wait=10  {json.dumps(body)}", soft_wrap=True)
         r = await http.post("/v1/notifications", params={"wait": 10}, json=body)
         r.raise_for_status()
         report: dict[str, Any] = r.json()
-    received = {t: [rec.payload for rec in sb.received(t)] for t in tokens}
+    received = {d.token: _received(stack, d) for d in devices}
     if as_json:
         click.echo(json.dumps({"report": report, "received": received}, indent=2))
         return report
-    for token, device in zip(tokens, DEVICES, strict=True):
-        for payload in received[token] or [None]:
+    for device in devices:
+        for payload in received[device.token] or [None]:
             what = json.dumps(payload) if payload is not None else "[red]nothing[/]"
-            console.print(f"[bold]{device['device_model']}[/] ({token[:8]}…) received: {what}", soft_wrap=True)
+            short = device.token[:8] if device.platform != "web" else device.token.rsplit("/", 1)[-1][:8]
+            console.print(
+                f"[bold]{device.name}[/] ({device.platform}, {short}…) received: {what}", soft_wrap=True
+            )
     table = Table(title="delivery report")
     for col in ("platform", "token", "outcome", "status", "apns-id"):
         table.add_column(col)
     for d in report.get("deliveries", []):
         table.add_row(
             str(d.get("platform")), str(d.get("token", ""))[:12] + "…", str(d.get("outcome")),
-            str(d.get("status", "")), str(d.get("apns_id") or d.get("provider_id") or ""),
+            str(d.get("status", "")), str(d.get("apns_id") if d.get("platform") == "ios" else ""),
         )  # fmt: skip
     console.print(table)
     console.print(

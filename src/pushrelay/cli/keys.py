@@ -9,6 +9,7 @@ import click
 from ..db import Database
 from ..server.apikeys import SCOPES, ApiKeyStore, KeyError_
 from ._service_common import config_option, load
+from .vapid import vapid
 
 
 def _store(config_path: str | None) -> tuple[Database, ApiKeyStore]:
@@ -18,7 +19,10 @@ def _store(config_path: str | None) -> tuple[Database, ApiKeyStore]:
 
 @click.group()
 def keys() -> None:
-    """Manage API keys (stored hashed; the key text is shown once)."""
+    """Manage API keys (stored hashed; the key text is shown once) and make VAPID keys."""
+
+
+keys.add_command(vapid)
 
 
 @keys.command("create")

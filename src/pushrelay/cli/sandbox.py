@@ -1,10 +1,9 @@
-"""``pushrelay sandbox``: run the local APNs sandbox until Ctrl-C / SIGTERM."""
+"""``pushrelay sandbox``: run the local APNs, FCM and Web Push sandboxes until Ctrl-C / SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 import signal
@@ -15,7 +14,8 @@ import click
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ..sandbox import ApnsSandbox
+from .._exceptions import CredentialsError
+from ..sandbox.stack import ListenError, SandboxStack
 
 __all__ = ["sandbox"]
 
@@ -62,27 +62,10 @@ def _existing_key(directory: Path, key_id: str | None) -> tuple[str, ec.Elliptic
     return path.stem.removeprefix("AuthKey_"), private_key.public_key()
 
 
-def _toml_snippet(app: str, sb: ApnsSandbox, bundle_id: str, team_id: str, key_file: Path) -> str:
-    # json.dumps gives TOML-compatible basic strings (quotes and backslashes escaped).
-    return "\n".join(
-        [
-            f"[apps.{app}]",
-            f"bundle_id = {json.dumps(bundle_id)}",
-            "",
-            f"[apps.{app}.apns]",
-            f"team_id = {json.dumps(team_id)}",
-            f"key_file = {json.dumps(str(key_file))}",
-            f"environment = {json.dumps(sb.environment)}",
-            f"endpoint = {json.dumps(sb.url)}",
-            f"ca_file = {json.dumps(str(sb.ca_file))}",
-        ]
-    )
-
-
 async def _serve(
     *,
     host: str,
-    port: int,
+    ports: tuple[int, int, int],
     directory: Path,
     environment: str,
     team_id: str,
@@ -91,52 +74,84 @@ async def _serve(
     bundle_id: str,
     max_concurrent_streams: int,
 ) -> None:
-    sb = ApnsSandbox(
-        environment="development" if environment == "development" else "production",
+    serving = SandboxStack.serve(
+        directory,
         host=host,
-        port=port,
+        ports=ports,
+        environment=environment,
         max_concurrent_streams=max_concurrent_streams,
-        directory=directory,
+        team_id=team_id,
+        key_id=key_id,
+        existing_key=existing,
+        bundle_id=bundle_id,
     )
+    # entered by hand so that only the errors of starting become one-line messages
     try:
-        await sb.start()
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        stack = await serving.__aenter__()
+    except ListenError as exc:
+        raise click.ClickException(str(exc)) from None
+    except (ValueError, CredentialsError) as exc:  # an unreadable key file left in DIR
+        raise click.ClickException(f"--dir {directory}: {exc}") from None
     try:
-        if existing is not None:
-            key_id, public_key = existing
-            sb.register_key(team_id, key_id, public_key)
-            key_file = directory / f"AuthKey_{key_id}.p8"
-        else:
-            key_file = sb.create_key(team_id, key_id, directory)
-            key_id = key_file.stem.removeprefix("AuthKey_")
-        sb.add_topic(bundle_id, team_id)
         app = re.sub(r"[^a-z0-9_-]", "", bundle_id.rsplit(".", 1)[-1].lower()) or "myapp"
-
         # before the banner: whoever reads it may signal us at once
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C arrives as KeyboardInterrupt
                 loop.add_signal_handler(signum, stop.set)
-        click.echo(f"pushrelay APNs sandbox ({sb.environment}) listening on {sb.url}")
-        click.echo(f"  CA certificate : {sb.ca_file}   (trust it; TLS verification stays on)")
-        click.echo(f"  signing key    : {key_file}   (team {team_id}, key id {key_id})")
-        click.echo(f"  topic          : {bundle_id}")
-        click.echo(f"  control API    : {sb.url}/_sandbox/stats   (see docs/sandbox.md)")
-        click.echo("")
-        click.echo("Configuration for pushrelay.toml:")
-        click.echo("")
-        click.echo(_toml_snippet(app, sb, bundle_id, team_id, key_file))
-        click.echo("")
-        click.echo("Press Ctrl-C to stop.")
-
+        _banner(stack, app)
         await stop.wait()
     finally:
-        await sb.stop()
-    stats = sb.stats
+        await serving.__aexit__(None, None, None)
+    stats = stack.apns.stats
     rejected = sum(stats.rejected.values())
-    click.echo(f"Stopped. {stats.requests} requests: {stats.accepted} accepted, {rejected} rejected.")
+    fcm = sum(stack.fcm.stats.values())
+    web = sum(stack.web.stats.values())
+    click.echo(
+        f"Stopped. APNs: {stats.requests} requests, {stats.accepted} accepted, {rejected} rejected; "
+        f"FCM: {fcm} requests; Web Push: {web} requests."
+    )
+
+
+def _banner(stack: SandboxStack, app: str) -> None:
+    apns, fcm, web = stack.apns, stack.fcm, stack.web
+    click.echo(f"pushrelay APNs sandbox ({apns.environment}) listening on {apns.url}")
+    click.echo(f"  CA certificate : {apns.ca_file}   (trust it; TLS verification stays on)")
+    click.echo(f"  signing key    : {stack.key_file}   (team {stack.team_id}, key id {stack.key_id})")
+    click.echo(f"  topic          : {stack.bundle_id}")
+    click.echo(f"  control API    : {apns.url}/_sandbox/stats   (see docs/sandbox.md)")
+    click.echo(f"pushrelay FCM sandbox listening on {fcm.url}   (OAuth token endpoint {fcm.token_uri})")
+    click.echo(f"  CA certificate : {fcm.ca_file}")
+    click.echo(f"  service account: {stack.service_account_file}   (project {stack.project_id})")
+    click.echo(f"  control API    : {fcm.url}/_sandbox/received   (see docs/fcm.md)")
+    click.echo(f"pushrelay Web Push sandbox listening on {web.url}")
+    click.echo(f"  CA certificate : {web.ca_file}")
+    click.echo(f"  VAPID key      : {stack.vapid_key_file}")
+    click.echo(f"  public key     : {stack.vapid_public_key}   (applicationServerKey)")
+    click.echo(f"  subscriptions  : POST {web.url}/_sandbox/subscriptions   (see docs/webpush.md)")
+    click.echo("")
+    click.echo("Configuration for pushrelay.toml:")
+    click.echo("")
+    click.echo(stack.app_toml(app).rstrip("\n"))
+    click.echo("")
+    click.echo("Press Ctrl-C to stop.")
+
+
+def _ports(port: int, fcm_port: int | None, webpush_port: int | None) -> tuple[int, int, int]:
+    """The FCM and Web Push sandboxes follow the APNs port (9443, 9444, 9445) unless given;
+    with --port 0 every sandbox takes a free port."""
+    follow = (lambda n: 0) if port == 0 else (lambda n: port + n)
+    ports = (
+        port,
+        follow(1) if fcm_port is None else fcm_port,
+        follow(2) if webpush_port is None else webpush_port,
+    )
+    if any(p > 65535 for p in ports):
+        raise click.BadParameter(
+            "the FCM and Web Push ports follow --port: give --fcm-port and --webpush-port"
+        )
+    return ports
 
 
 @click.command("sandbox")
@@ -150,7 +165,7 @@ async def _serve(
     default="./pushrelay-sandbox",
     show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where ca.pem and AuthKey_<KEYID>.p8 are written.",
+    help="Where the CAs and the sandbox app's keys (AuthKey_<KEYID>.p8, service account, VAPID key) go.",
 )
 @click.option(
     "--environment", type=click.Choice(["production", "development"]), default="production", show_default=True
@@ -176,6 +191,15 @@ async def _serve(
     help="App the team may push to.",
 )
 @click.option("--max-concurrent-streams", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+@click.option(
+    "--fcm-port", default=None, type=click.IntRange(0, 65535), help="FCM sandbox port [default: --port + 1]."
+)
+@click.option(
+    "--webpush-port",
+    default=None,
+    type=click.IntRange(0, 65535),
+    help="Web Push sandbox port [default: --port + 2].",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log every rejected request and scripted answer.")
 def sandbox(
     host: str,
@@ -186,12 +210,16 @@ def sandbox(
     key_id: str | None,
     bundle_id: str,
     max_concurrent_streams: int,
+    fcm_port: int | None,
+    webpush_port: int | None,
     verbose: bool,
 ) -> None:
-    """Run a local APNs-compatible server (HTTP/2 over TLS) with Apple's validation rules.
+    """Run local APNs, FCM (with its OAuth endpoint) and Web Push sandboxes over HTTPS.
 
-    It writes a throw-away CA and a signing key into DIR, prints the endpoint and a configuration
-    snippet, and serves until Ctrl-C or SIGTERM. Drive it from tests with the /_sandbox control API.
+    They check what Apple, Google and the browsers' push services check. DIR receives throw-away
+    CAs and the credentials of a sandbox app (an APNs key, a Firebase service account, a VAPID
+    key); the command prints the endpoints and the pushrelay.toml tables for that app, and serves
+    until Ctrl-C or SIGTERM. Drive the sandboxes from tests with their /_sandbox control APIs.
     """
     if verbose:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -201,11 +229,12 @@ def sandbox(
     except OSError as exc:
         raise click.ClickException(f"--dir {directory}: cannot create it ({exc.strerror or exc})") from None
     existing = _existing_key(directory, key_id)
+    ports = _ports(port, fcm_port, webpush_port)
     try:
         asyncio.run(
             _serve(
                 host=host,
-                port=port,
+                ports=ports,
                 directory=directory,
                 environment=environment,
                 team_id=team_id,

@@ -8,11 +8,16 @@ import click
 
 from .._exceptions import ConfigurationError
 from ..logs import configure
-from ._service_common import config_option, load
+from ._service_common import config_option, load, log_level_option
 
 
-def run(config_path: str | None, *, host: str, port: int, api: bool, workers: bool, log_level: str) -> None:
+def run(
+    config_path: str | None, *, host: str | None, port: int | None, api: bool, workers: bool, log_level: str
+) -> None:
+    """Run the service; ``host`` / ``port`` None: from ``[service]`` / ``PUSHRELAY_HOST`` /
+    ``PUSHRELAY_PORT``, else 127.0.0.1:8080."""
     from ..server.runtime import run_service
+    from ..server.service import ServiceSettings
     from ..server.wiring import build_service
 
     try:
@@ -21,9 +26,13 @@ def run(config_path: str | None, *, host: str, port: int, api: bool, workers: bo
         raise click.BadParameter(str(exc), param_hint="--log-level") from None
     config = load(config_path)
     try:
-        service = build_service(config, with_worker=workers)
-    except ConfigurationError as exc:
+        settings = ServiceSettings.from_config(config.service)
+        service = build_service(config, settings=settings, with_worker=workers)
+    except (ConfigurationError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+    service.use_config(config)
+    host = host or settings.host
+    port = settings.port if port is None else port
     try:
         asyncio.run(run_service(service, host=host, port=port, api=api, workers=workers))
     except OSError as exc:
@@ -34,21 +43,23 @@ def run(config_path: str | None, *, host: str, port: int, api: bool, workers: bo
 
 @click.command()
 @config_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--host", default=None, help="Address to listen on [default: service.host, else 127.0.0.1].")
 @click.option(
-    "--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free)."
+    "--port",
+    default=None,
+    type=click.IntRange(0, 65535),
+    help="Port, 0 for any free one [default: service.port, else 8080].",
 )
 @click.option("--workers-only", is_flag=True, help="Run delivery workers without the HTTP API.")
 @click.option("--api-only", is_flag=True, help="Run the HTTP API without delivery workers.")
-@click.option(
-    "--log-level",
-    default="info",
-    show_default=True,
-    envvar="PUSHRELAY_LOG_LEVEL",
-    type=click.Choice(["debug", "info", "warning", "error"]),
-)
+@log_level_option
 def serve(
-    config_path: str | None, host: str, port: int, workers_only: bool, api_only: bool, log_level: str
+    config_path: str | None,
+    host: str | None,
+    port: int | None,
+    workers_only: bool,
+    api_only: bool,
+    log_level: str,
 ) -> None:
     """Run the pushrelay service: HTTP API and delivery workers."""
     if workers_only and api_only:

@@ -1,36 +1,28 @@
-"""``pushrelay vapid-keys``: make a VAPID key pair for an app's Web Push.
+"""``pushrelay keys vapid``: make a VAPID key pair for an app's Web Push.
 
 The public key goes into the web page (``pushManager.subscribe({applicationServerKey})``), the
 private key into ``[apps.X.webpush]``. With ``--out`` the private key is written to a file readable
 by its owner only and never printed.
+
+``pushrelay vapid-keys``, the first name of this command, stays as a hidden alias (it says the new
+name on stderr) so that scripts written for it keep working.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from ..webpush.vapid import generate_vapid_keys
 
-__all__ = ["vapid_command"]
+__all__ = ["vapid", "vapid_command"]
 
 
-@click.command("vapid-keys")
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write the private key (PEM) to this file instead of printing it.",
-)
-@click.option("--force", is_flag=True, help="Overwrite the --out file if it exists.")
-@click.option("--subject", default="mailto:you@example.com", show_default=True,
-              help="Contact for the push services, used in the printed config snippet.")  # fmt: skip
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def vapid_command(out: Path | None, force: bool, subject: str, as_json: bool) -> None:
-    """Generate a VAPID key pair and print the public key for the web page."""
+def _generate(out: Path | None, force: bool, subject: str, as_json: bool) -> None:
     pair = generate_vapid_keys()
     if out is not None:
         if out.exists() and not force:
@@ -42,7 +34,7 @@ def vapid_command(out: Path | None, force: bool, subject: str, as_json: bool) ->
             out.chmod(0o600)
         except OSError as exc:
             raise click.BadParameter(f"cannot write {out}: {exc.strerror}", param_hint="--out") from None
-        setting = f'vapid_private_key_file = "{out}"'
+        setting = f"vapid_private_key_file = {json.dumps(str(out))}"
         result: dict[str, str] = {"public_key": pair.public_key, "private_key_file": str(out)}
     else:
         setting = f'vapid_private_key = "{pair.private_key}"'
@@ -56,3 +48,43 @@ def vapid_command(out: Path | None, force: bool, subject: str, as_json: bool) ->
     )
     if out is None:
         click.echo("\nThe private key above is a secret: keep it out of version control.", err=True)
+
+
+_OPTIONS = [
+    click.option(
+        "--out",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Write the private key (PEM) to this file instead of printing it.",
+    ),
+    click.option("--force", is_flag=True, help="Overwrite the --out file if it exists."),
+    click.option(
+        "--subject",
+        default="mailto:you@example.com",
+        show_default=True,
+        help="Contact for the push services, used in the printed config snippet.",
+    ),
+    click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text."),
+]
+
+
+def _vapid_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options of both names of the command."""
+    for option in reversed(_OPTIONS):
+        command = option(command)
+    return command
+
+
+@click.command("vapid")
+@_vapid_options
+def vapid(out: Path | None, force: bool, subject: str, as_json: bool) -> None:
+    """Generate a VAPID key pair (Web Push) and print the public key for the web page."""
+    _generate(out, force, subject, as_json)
+
+
+@click.command("vapid-keys", hidden=True)
+@_vapid_options
+def vapid_command(out: Path | None, force: bool, subject: str, as_json: bool) -> None:
+    """Renamed: `pushrelay keys vapid`."""
+    click.echo("note: `pushrelay vapid-keys` is now `pushrelay keys vapid`", err=True)
+    _generate(out, force, subject, as_json)

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import click
 
-from ._service_common import config_option
+from ._service_common import config_option, log_level_option
 from .serve import run
 
 
 @click.command()
 @config_option
-@click.option(
-    "--log-level",
-    default="info",
-    show_default=True,
-    envvar="PUSHRELAY_LOG_LEVEL",
-    type=click.Choice(["debug", "info", "warning", "error"]),
-)
+@log_level_option
 def worker(config_path: str | None, log_level: str) -> None:
     """Run delivery workers (no HTTP API); start as many as you like on PostgreSQL."""
-    run(config_path, host="127.0.0.1", port=0, api=False, workers=True, log_level=log_level)
+    run(config_path, host=None, port=0, api=False, workers=True, log_level=log_level)

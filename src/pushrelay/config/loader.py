@@ -12,7 +12,9 @@ Then environment variables override single settings, so that secrets need not si
 between the parts, e.g. ``PUSHRELAY_APPS__MYAPP__APNS__KEY_FILE`` for ``apps.myapp.apns.key_file``
 (app names compare case-insensitively, ``-`` written as ``_``). ``PUSHRELAY_DATABASE_URL`` is
 accepted as a shorter spelling of ``PUSHRELAY_DATABASE__URL``. An override may only name an app
-that the file declares.
+that the file declares. The ``[service]`` settings have short spellings too, ``PUSHRELAY_<KEY>``
+(``PUSHRELAY_RATE_LIMIT`` for ``service.rate_limit``): those are read, over this configuration,
+by :meth:`pushrelay.server.service.ServiceSettings.from_config`.
 
 Relative paths in the file are relative to the file's folder; in environment variables, to the
 current directory. Unknown keys and wrong types raise :class:`ConfigurationError` naming the key
@@ -21,6 +23,7 @@ and the file (or the variable).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
@@ -33,7 +36,7 @@ from urllib.parse import urlsplit
 from .._exceptions import ConfigurationError
 from ..db import DEFAULT_DATABASE_URL, normalize_url
 from ..fourd.folder import FourDFolderError, read_app_folder
-from .model import ApnsSettings, AppConfig, Config, DatabaseSettings
+from .model import ApnsSettings, AppConfig, Config, DatabaseSettings, ServiceConfig
 
 __all__ = [
     "CONFIG_ENV",
@@ -43,6 +46,7 @@ __all__ = [
     "config_from_dict",
     "find_config_file",
     "load_config",
+    "service_env_overrides",
 ]
 
 CONFIG_ENV = "PUSHRELAY_CONFIG"
@@ -151,6 +155,40 @@ def _bundle_id(value: Any, key: str, src: _Source) -> str:
     return text
 
 
+def _number(value: Any, key: str, src: _Source, *, integer: bool) -> int | float:
+    """A number from the file, or from an environment variable's text."""
+    kind = "a whole number" if integer else "a number"
+    if isinstance(value, str) and src.variable:
+        try:
+            value = int(value.strip()) if integer else float(value.strip())
+        except ValueError:
+            raise src.error(key, f"must be {kind}, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        raise src.error(key, f"must be {kind}, got {_type_name(value)}")
+    return value
+
+
+def _positive_int(value: Any, key: str, src: _Source) -> int:
+    number = int(_number(value, key, src, integer=True))
+    if number <= 0:
+        raise src.error(key, f"must be greater than 0, got {number}")
+    return number
+
+
+def _positive_number(value: Any, key: str, src: _Source) -> float:
+    number = float(_number(value, key, src, integer=False))
+    if not number > 0 or number == float("inf"):
+        raise src.error(key, f"must be a number greater than 0, got {number}")
+    return number
+
+
+def _port(value: Any, key: str, src: _Source) -> int:
+    number = int(_number(value, key, src, integer=True))
+    if not 0 <= number <= 65535:
+        raise src.error(key, f"must be a TCP port between 0 (any free port) and 65535, got {number}")
+    return number
+
+
 def _table(value: Any, key: str, src: _Source) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise src.error(key, f"must be a table, got {_type_name(value)}")
@@ -185,6 +223,24 @@ _APP_KEYS: dict[str, Reader] = {
     "webpush": _passthrough,
 }
 _DATABASE_KEYS: dict[str, Reader] = {"url": _text}
+_SERVICE_KEYS: dict[str, Reader] = {
+    "host": _text,
+    "port": _port,
+    "max_body": _positive_int,
+    "rate_limit": _positive_number,
+    "rate_burst": _positive_int,
+    "wait_max": _positive_number,
+    "retry_base": _positive_number,
+    "retry_cap": _positive_number,
+    "worker_chunk": _positive_int,
+    "worker_lease": _positive_number,
+    "worker_concurrency": _positive_int,
+    "worker_poll": _positive_number,
+    "sweep_every": _positive_number,
+    "webhook_retry_base": _positive_number,
+    "webhook_retry_cap": _positive_number,
+    "webhook_retention_days": _positive_number,
+}
 
 
 def _check_keys(table: Mapping[str, Any], allowed: Mapping[str, Reader], prefix: str, src: _Source) -> None:
@@ -210,6 +266,24 @@ def _database(table: Mapping[str, Any], src: _Source) -> DatabaseSettings:
             # relative to the config file's folder, not to wherever the process was started
             url = parsed.set(database=str(src.base_dir / db_path)).render_as_string(hide_password=False)
     return DatabaseSettings(url=url)
+
+
+def _service(table: Mapping[str, Any], src: _Source, base: ServiceConfig | None = None) -> ServiceConfig:
+    """``[service]`` (or one environment override of it, applied on ``base``)."""
+    _check_keys(table, _SERVICE_KEYS, "service.", src)
+    values = {key: _SERVICE_KEYS[key](value, "service." + key, src) for key, value in table.items()}
+    merged = {**(base.given() if base else {}), **values}
+    for low, high in (("retry_base", "retry_cap"), ("webhook_retry_base", "webhook_retry_cap")):
+        if low in merged and high in merged and merged[low] > merged[high]:
+            if low in values:
+                raise src.error(
+                    f"service.{low}",
+                    f"({merged[low]}) must not be larger than service.{high} ({merged[high]})",
+                )
+            raise src.error(
+                f"service.{high}", f"({merged[high]}) must not be smaller than service.{low} ({merged[low]})"
+            )
+    return dataclasses.replace(base, **values) if base else ServiceConfig(**values)
 
 
 def _apns(table: Mapping[str, Any], prefix: str, src: _Source) -> dict[str, Any]:
@@ -257,13 +331,14 @@ def config_from_dict(
     """Build a :class:`Config` from parsed TOML (or any mapping of the same shape)."""
     base = base_dir or (source.parent if source else Path.cwd())
     src = _Source(source, base)
-    allowed_top = {"database", "apps", *EXTRA_SECTIONS}
+    allowed_top = {"database", "apps", "service", *EXTRA_SECTIONS}
     for key in data:
         if key not in allowed_top:
             raise src.error(key, f"is not a known section; expected one of: {', '.join(sorted(allowed_top))}")
     database = _database(_table(data.get("database", {}), "database", src), src)
     apps_table = _table(data.get("apps", {}), "apps", src)
     apps = {name: _app(name, _table(table, f"apps.{name}", src), src) for name, table in apps_table.items()}
+    service = _service(_table(data.get("service", {}), "service", src), src)
     sections = {
         name: MappingProxyType(dict(_table(data[name], name, src))) for name in EXTRA_SECTIONS if name in data
     }
@@ -272,6 +347,7 @@ def config_from_dict(
         apps=MappingProxyType(apps),
         source=source,
         sections=MappingProxyType(sections),
+        service=service,
     )
 
 
@@ -362,6 +438,8 @@ def _apply_override(config: Config, variable: str, parts: list[str], value: str,
             table = dict(getattr(app, section) or {})
             table[name] = value
             return _with_app(config, app.replace(**{section: MappingProxyType(table)}))
+    if parts[0] == "service" and len(parts) == 2:
+        return _replace(config, service=_service({parts[1]: value}, src, config.service))
     if parts[0] in EXTRA_SECTIONS and len(parts) == 2:
         sections = dict(config.sections)
         sections[parts[0]] = MappingProxyType({**sections.get(parts[0], {}), parts[1]: value})
@@ -370,13 +448,25 @@ def _apply_override(config: Config, variable: str, parts: list[str], value: str,
 
 
 def _replace(config: Config, **changes: Any) -> Config:
-    import dataclasses
-
     return dataclasses.replace(config, **changes)
 
 
 def _with_app(config: Config, app: AppConfig) -> Config:
     return _replace(config, apps=MappingProxyType({**config.apps, app.name: app}))
+
+
+def service_env_overrides(
+    service: ServiceConfig, env: Mapping[str, str], cwd: Path | None = None
+) -> ServiceConfig:
+    """Apply the short ``PUSHRELAY_<KEY>`` spellings of the ``[service]`` settings
+    (``PUSHRELAY_RATE_LIMIT``...) on ``service``; they win over the file and over
+    ``PUSHRELAY_SERVICE__<KEY>``."""
+    for key in _SERVICE_KEYS:
+        variable = ENV_PREFIX + key.upper()
+        value = env.get(variable)
+        if value is not None and value.strip():
+            service = _service({key: value}, _Source(None, cwd or Path.cwd(), variable), service)
+    return service
 
 
 def load_config(
@@ -393,4 +483,4 @@ def load_config(
     config = config_from_dict(data, source=file, base_dir=file.parent if file else cwd)
     for variable, parts, value in _env_overrides(data, env):
         config = _apply_override(config, variable, parts, value, cwd)
-    return config
+    return _replace(config, service=service_env_overrides(config.service, env, cwd))

@@ -19,7 +19,7 @@ from .._exceptions import ConfigurationError, CredentialsError
 if TYPE_CHECKING:
     from ..apns import CertificateAuth, TokenAuth
 
-__all__ = ["ApnsSettings", "AppConfig", "Config", "DatabaseSettings", "Environment"]
+__all__ = ["ApnsSettings", "AppConfig", "Config", "DatabaseSettings", "Environment", "ServiceConfig"]
 
 Environment = Literal["production", "development"]
 
@@ -126,6 +126,38 @@ class AppConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """``[service]``: settings of ``pushrelay serve`` / ``pushrelay worker``, as the file gives them.
+
+    ``None`` means "not set": the ``PUSHRELAY_<KEY>`` environment variable, else the built-in
+    default, applies (see :class:`pushrelay.server.service.ServiceSettings`, which owns the
+    defaults). Keeping the file's values apart from the defaults lets an environment variable
+    override the file without knowing what the default was.
+    """
+
+    host: str | None = None
+    port: int | None = None
+    max_body: int | None = None
+    rate_limit: float | None = None
+    rate_burst: int | None = None
+    wait_max: float | None = None
+    retry_base: float | None = None
+    retry_cap: float | None = None
+    worker_chunk: int | None = None
+    worker_lease: float | None = None
+    worker_concurrency: int | None = None
+    worker_poll: float | None = None
+    sweep_every: float | None = None
+    webhook_retry_base: float | None = None
+    webhook_retry_cap: float | None = None
+    webhook_retention_days: float | None = None
+
+    def given(self) -> dict[str, Any]:
+        """The settings the file sets, by key."""
+        return {f.name: v for f in dataclasses.fields(self) if (v := getattr(self, f.name)) is not None}
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     apps: Mapping[str, AppConfig] = field(default_factory=lambda: _EMPTY)
@@ -133,6 +165,8 @@ class Config:
     """The file the settings came from (``None``: built-in defaults)."""
     sections: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: _EMPTY)
     """Other top-level tables registered in :data:`pushrelay.config.loader.EXTRA_SECTIONS`, untouched."""
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    """``[service]``: the HTTP API and workers (host, port, limits, retries, worker sizing)."""
 
     @property
     def where(self) -> str:

@@ -17,12 +17,11 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from .._batching import send_many as _send_many
+from .._batching import BatchClient
 from .._exceptions import ConfigurationError, CredentialsError, TransportError
 from ..notification import Notification
 from ..outcome import DeliveryResult, Outcome
@@ -39,7 +38,7 @@ DEFAULT_BASE_URL = "https://fcm.googleapis.com"
 _PROJECT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:_-]{0,99}")
 
 
-class FcmClient:
+class FcmClient(BatchClient[str | FcmTarget]):
     """Send notifications through FCM HTTP v1 for one Firebase project."""
 
     def __init__(
@@ -55,6 +54,7 @@ class FcmClient:
         connections: int = 4,
         timeout: float = 10.0,
         validate_only: bool = False,
+        quota_backoff: float = MIN_QUOTA_BACKOFF,
         transport: Transport | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -71,6 +71,8 @@ class FcmClient:
         self.android = android or AndroidOptions()
         self.concurrency = concurrency
         self.validate_only = validate_only
+        #: Seconds to wait at least after QUOTA_EXCEEDED (Firebase: a minute); lower only for tests.
+        self.quota_backoff = quota_backoff
         self._path = f"/v1/projects/{self.project_id}/messages:send"
         self._transport: Transport = transport or Http2Transport(
             base_url.rstrip("/"), ca_file=ca_file, timeout=timeout, connections=connections
@@ -79,14 +81,6 @@ class FcmClient:
         # Rendering is the same for every device of a notification: keep the last one, keyed by
         # identity and by the second (the ttl is relative to now).
         self._rendered: tuple[Notification, int, bytes] | None = None
-
-    async def __aenter__(self) -> FcmClient:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         await self._transport.aclose()
@@ -122,16 +116,6 @@ class FcmClient:
                 continue
             return self._result(label, target, response, attempts)
 
-    def send_many(
-        self,
-        items: Iterable[tuple[Notification, str | FcmTarget, object]]
-        | AsyncIterable[tuple[Notification, str | FcmTarget, object]],
-        *,
-        concurrency: int | None = None,
-    ) -> AsyncIterator[DeliveryResult]:
-        """Send every ``(notification, token, tag)``; results (with ``.tag``) in completion order."""
-        return _send_many(items, self.send, limit=concurrency or self.concurrency)
-
     # -- internals -------------------------------------------------------------------------------
     def _body(self, notification: Notification, target: FcmTarget) -> bytes:
         second = int(self._clock())
@@ -160,7 +144,7 @@ class FcmClient:
         outcome = classify(error, is_token=target.kind == "token")
         retry_after = parse_retry_after(response.headers.get("retry-after"), now=self._clock())
         if error.error_code == "QUOTA_EXCEEDED" or (error.error_code is None and response.status == 429):
-            retry_after = max(retry_after or 0.0, MIN_QUOTA_BACKOFF)
+            retry_after = max(retry_after or 0.0, self.quota_backoff)
         return DeliveryResult(
             label,
             outcome,

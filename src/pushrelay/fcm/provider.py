@@ -9,15 +9,13 @@ be slow and hit Google's token endpoint needlessly.
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 
+from .._batching import PairProvider
 from ..config.model import AppConfig
 from ..notification import Notification
-from ..outcome import DeliveryResult
 from ..push.providers import ProviderUnavailable
 from ..push.targets import Channel, Target
-from .client import FcmClient
 from .credentials import ServiceAccount
 from .settings import FcmSettings
 
@@ -45,8 +43,10 @@ def shared_service_account(settings: FcmSettings) -> ServiceAccount:
         return account
 
 
-class FcmProvider:
+class FcmProvider(PairProvider[Target]):
     """Delivers one app's Android devices (``[apps.NAME.fcm]``)."""
+
+    target_type = Target
 
     def __init__(self, app: AppConfig, channel: Channel) -> None:
         if app.fcm is None:
@@ -55,32 +55,8 @@ class FcmProvider:
                 field=f"apps.{app.name}.fcm",
             )
         settings = FcmSettings.from_mapping(app.fcm, table=f"apps.{app.name}.fcm", base_dir=app.base_dir)
-        self._client = FcmClient(
-            shared_service_account(settings),
-            project_id=settings.project_id,
-            base_url=settings.base_url,
-            mapping=settings.mapping,
-            android=settings.android_options(),
-            ca_file=settings.ca_file,
-        )
+        self._client = settings.client(credentials=shared_service_account(settings))
 
-    async def __aenter__(self) -> FcmProvider:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._client.aclose()
-
-    async def deliver(
-        self, items: AsyncIterator[tuple[Notification, Target]]
-    ) -> AsyncIterator[tuple[Target, DeliveryResult]]:
-        async def as_items() -> AsyncIterator[tuple[Notification, str, object]]:
-            async for notification, target in items:
-                yield notification, target.token, target
-
-        results = self._client.send_many(as_items())
-        try:
-            async for result in results:
-                assert isinstance(result.tag, Target)
-                yield result.tag, result
-        finally:
-            await results.aclose()  # type: ignore[attr-defined]
+    def prepare(self, pair: tuple[Notification, Target]) -> tuple[Notification, str, Target]:
+        notification, target = pair
+        return notification, target.token, target

@@ -10,6 +10,7 @@
     base_url = "https://fcm.googleapis.com"              # optional (tests, proxies)
     token_uri = "https://oauth2.googleapis.com/token"    # optional: taken from the file
     ca_file = "sandbox-ca.pem"           # optional: trust only this CA (the sandbox)
+    quota_backoff = 60                   # optional: seconds to wait at least after QUOTA_EXCEEDED
 """
 
 from __future__ import annotations
@@ -19,16 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._exceptions import ConfigurationError
+from .._toml_table import TableReader
 from .client import DEFAULT_BASE_URL, FcmClient
 from .credentials import ServiceAccount
+from .errors import MIN_QUOTA_BACKOFF
 from .mapping import MAPPINGS, AndroidOptions, MappingName
 
 __all__ = ["FcmSettings"]
 
-_TEXT_KEYS = ("project_id", "base_url", "token_uri", "channel_id", "icon", "restricted_package_name")
+_TEXT_KEYS = ("project_id", "channel_id", "icon", "restricted_package_name")
+_URL_KEYS = ("base_url", "token_uri")
 _PATH_KEYS = ("service_account_file", "ca_file")
-_KNOWN = frozenset((*_TEXT_KEYS, *_PATH_KEYS, "mapping", "project"))
+_KNOWN = frozenset((*_TEXT_KEYS, *_URL_KEYS, *_PATH_KEYS, "mapping", "project", "quota_backoff"))
 _LEGACY = ("serverKey", "server_key", "serverkey")
 
 
@@ -43,6 +46,7 @@ class FcmSettings:
     channel_id: str | None = None
     icon: str | None = None
     restricted_package_name: str | None = None
+    quota_backoff: float = MIN_QUOTA_BACKOFF
 
     @classmethod
     def from_mapping(
@@ -58,53 +62,38 @@ class FcmSettings:
         Relative paths are resolved against ``base_dir``, else the folder of ``file``, else the
         working directory.
         """
-        where = f" in {file}" if file else ""
-        source = str(file) if file else None
-
-        def fail(key: str, message: str) -> ConfigurationError:
-            return ConfigurationError(
-                f"[{table}] {key}{where}: {message}", field=f"{table}.{key}", file=source
-            )
-
+        t = TableReader(d, table=table, file=file, base_dir=base_dir)
         for legacy in _LEGACY:
-            if legacy in d:
-                raise fail(
+            if legacy in t:  # before the unknown-key check: say why, not just "unknown"
+                raise t.fail(
                     legacy,
                     "the legacy FCM server-key API was shut down by Google in 2024; give "
                     "service_account_file (a service-account JSON key from Firebase console > Project "
                     "settings > Service accounts) instead",
                 )
-        unknown = sorted(set(d) - _KNOWN)
-        if unknown:
-            raise fail(unknown[0], f"unknown key; expected one of {', '.join(sorted(_KNOWN))}")
+        t.refuse_unknown(_KNOWN)
         values: dict[str, Any] = {}
         for key in _TEXT_KEYS:
-            if key in d:
-                if not isinstance(d[key], str) or not d[key]:
-                    raise fail(key, f"expected non-empty text, got {d[key]!r}")
-                values[key] = d[key]
-        if "project" in d:  # 4D's spelling
-            if "project_id" in d:
-                raise fail("project", "give project_id or project, not both")
-            if not isinstance(d["project"], str) or not d["project"]:
-                raise fail("project", f"expected non-empty text, got {d['project']!r}")
-            values["project_id"] = d["project"]
-        base = Path(base_dir) if base_dir is not None else Path(file).parent if file else Path.cwd()
+            if (text := t.text(key)) is not None:
+                values[key] = text
+        for key in _URL_KEYS:
+            if (url := t.https_url(key)) is not None:
+                values[key] = url
+        if "project" in t:  # 4D's spelling
+            if "project_id" in t:
+                raise t.fail("project", "give project_id or project, not both")
+            values["project_id"] = t.text("project")
         for key in _PATH_KEYS:
-            if key in d:
-                if not isinstance(d[key], str) or not d[key]:
-                    raise fail(key, f"expected a file path, got {d[key]!r}")
-                values[key] = (base / d[key]).resolve() if not Path(d[key]).is_absolute() else Path(d[key])
+            if (path := t.path(key)) is not None:
+                values[key] = path
         if "service_account_file" not in values:
-            raise fail("service_account_file", "missing: the path of the Firebase service-account JSON key")
-        if "mapping" in d:
+            raise t.fail("service_account_file", "missing: the path of the Firebase service-account JSON key")
+        if "mapping" in t:
             if d["mapping"] not in MAPPINGS:
-                raise fail("mapping", f"expected '4d' or 'standard', got {d['mapping']!r}")
+                raise t.fail("mapping", f"expected '4d' or 'standard', got {d['mapping']!r}")
             values["mapping"] = d["mapping"]
-        for key in ("base_url", "token_uri"):
-            # Plain http would send the bearer token / signed grant in clear text.
-            if key in values and not values[key].startswith("https://"):
-                raise fail(key, f"expected an https:// URL, got {values[key]!r}")
+        if "quota_backoff" in t:
+            values["quota_backoff"] = t.seconds("quota_backoff", MIN_QUOTA_BACKOFF, minimum=0.001)
         return cls(**values)
 
     def service_account(self) -> ServiceAccount:
@@ -115,14 +104,17 @@ class FcmSettings:
     def android_options(self) -> AndroidOptions:
         return AndroidOptions(self.channel_id, self.icon, self.restricted_package_name)
 
-    def client(self, **kwargs: Any) -> FcmClient:
-        """An :class:`FcmClient` for these settings (extra keywords go to its constructor)."""
+    def client(self, *, credentials: ServiceAccount | None = None, **kwargs: Any) -> FcmClient:
+        """An :class:`FcmClient` for these settings, with ``credentials`` (default: the service
+        account loaded anew; pass a shared one to share its access token). Extra keywords go to
+        the client's constructor."""
         return FcmClient(
-            self.service_account(),
+            credentials or self.service_account(),
             project_id=self.project_id,
             base_url=self.base_url,
             mapping=self.mapping,
             android=self.android_options(),
             ca_file=self.ca_file,
+            quota_backoff=self.quota_backoff,
             **kwargs,
         )

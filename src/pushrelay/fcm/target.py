@@ -13,10 +13,38 @@ from typing import Literal
 
 from .._exceptions import NotificationError
 
-__all__ = ["FcmTarget"]
+__all__ = ["FcmTarget", "registration_token_problem"]
 
 # FCM's own rule for topic names (firebase.google.com, "Send messages to topics").
 _TOPIC = re.compile(r"[a-zA-Z0-9\-_.~%]{1,900}")
+# Registration tokens as FirebaseMessaging.getToken() returns them: base64url text with ":" and
+# "." separators (about 160 characters today; Google promises no length, so only a bound).
+_REGISTRATION_TOKEN = re.compile(r"[A-Za-z0-9_:.\-]{1,4096}")
+_APNS_HEX = re.compile(r"[0-9a-fA-F]{64,200}")
+
+
+def registration_token_problem(token: str) -> str | None:
+    """Why ``token`` cannot be an Android device's FCM registration token, or None.
+
+    For registration APIs: it catches the usual mix-ups (an APNs token or a Web Push endpoint sent
+    with platform android, a topic registered as a device) before anything is stored.
+    """
+    t = token.strip()
+    if t.startswith(("topic:", "/topics/", "condition:")):
+        return (
+            "a device is registered with its own FCM registration token; topics and conditions are "
+            "recipients of a send, not devices"
+        )
+    if t.lower().startswith(("https://", "http://")):
+        return "this is a URL (a Web Push endpoint?): register browsers with platform web"
+    if _APNS_HEX.fullmatch(t.strip("<>").replace(" ", "")):
+        return "this is an APNs device token (hexadecimal): register it with platform ios"
+    if not _REGISTRATION_TOKEN.fullmatch(t):
+        return (
+            "an FCM registration token is 1 to 4096 letters, digits and - _ : . "
+            "(as FirebaseMessaging.getToken() returns it)"
+        )
+    return None
 
 
 @dataclass(frozen=True, slots=True)

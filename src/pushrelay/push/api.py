@@ -12,6 +12,10 @@ with ``await``; used as ``async with``, it also keeps its provider connections o
 
 The sync class runs each call on a private event loop (in a worker thread when the calling thread
 already runs one, e.g. inside an async web handler or a notebook).
+
+``enqueue()`` / ``enqueue_all()`` are the durable mode: they commit the notification to the
+service's outbox and return its id; ``wait(id)`` returns the same :class:`PushResult` once the
+workers are done (see :mod:`.outbox`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import concurrent.futures
 import dataclasses
 import itertools
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -30,17 +35,20 @@ from .._exceptions import ConfigurationError, NotificationError
 from ..apns import render
 from ..config.loader import load_config
 from ..config.model import AppConfig, Config
-from ..fourd.recipients import parse_recipients
+from ..fourd.recipients import Recipients, parse_recipients
 from ..notification import Notification
 from ..outcome import DeliveryResult, Outcome
+from ..queue.interface import NotificationStatus
+from ..queue.sql import SqlOutbox
 from ..registry.devices import DeviceRegistry
 from ..registry.hygiene import retire_dead_tokens
 from .apps import resolve_app
 from .deeplink import MISSING, deep_link_user_info
 from .dispatch import ProviderPool, dispatch
+from .outbox import TERMINAL, build_request, result_from, shared_outbox
 from .providers import ProviderFactory
 from .result import Delivery, PushResult, messages
-from .targets import Target, plan_send, stream_all
+from .targets import Target, plan_all, plan_send, stream_all
 
 __all__ = ["AsyncPushNotification", "Progress", "PushNotification"]
 
@@ -171,19 +179,12 @@ class AsyncPushNotification:
         """Send to every active device of the app (on the targets), streamed from the registry."""
         n = self._checked(notification)
         registry = self.registry
-        name, platforms = self.app.name, self.targets
-        total = await asyncio.to_thread(registry.count, name, platforms=platforms)
-        if total == 0:
-            return PushResult(errors=[messages.NO_RECIPIENT_FOUND])
-        result = PushResult()
-        retired = await asyncio.to_thread(registry.count, name, platforms=platforms, include_retired=True)
-        if retired > total:
-            result.warnings.append(
-                f"{retired - total} retired device(s) of app {name} were skipped; "
-                "they are used again when the app registers them again"
-            )
-        targets = _iterate_in_thread(stream_all(registry, self.app, platforms), _STREAM_PAGE)
-        await self._deliver(n, targets, total, result, progress)
+        total, plan, errors = await asyncio.to_thread(plan_all, registry, self.app, self.targets)
+        if errors:
+            return PushResult(errors=errors)
+        result = PushResult(warnings=plan.warnings)
+        devices = (target for _id, target in stream_all(registry, self.app, self.targets))
+        await self._deliver(n, _iterate_in_thread(devices, _STREAM_PAGE), total, result, progress)
         return result
 
     async def open(
@@ -204,6 +205,94 @@ class AsyncPushNotification:
         return await self.send(n.replace(user_info=info), recipients, progress=progress)
 
     sendAll = send_all
+
+    # -- the durable mode: the service's workers deliver (see pushrelay.push.outbox) ----------------
+    async def enqueue(
+        self,
+        notification: NotificationLike,
+        recipients: Any = None,
+        *,
+        send_at: datetime | None = None,
+        expires_at: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Commit the notification to the outbox and return its id; the workers of ``pushrelay
+        serve`` (or ``pushrelay worker``) deliver it. Recipients as for :meth:`send`."""
+        if recipients is None:
+            raise NotificationError(messages.NO_RECIPIENT_GIVEN, field="recipients")
+        parsed = parse_recipients(recipients)
+        return await self._enqueue(notification, parsed, send_at, expires_at, idempotency_key)
+
+    async def enqueue_all(
+        self,
+        notification: NotificationLike,
+        *,
+        send_at: datetime | None = None,
+        expires_at: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """:meth:`enqueue` to every active device of the app (on the targets)."""
+        return await self._enqueue(notification, None, send_at, expires_at, idempotency_key)
+
+    async def _enqueue(
+        self,
+        notification: NotificationLike,
+        recipients: Recipients | None,
+        send_at: datetime | None,
+        expires_at: datetime | None,
+        idempotency_key: str | None,
+    ) -> str:
+        request = build_request(
+            self.app,
+            self.config,
+            self._checked(notification),
+            recipients,
+            targets=self.targets,
+            send_at=send_at,
+            expires_at=expires_at,
+            idempotency_key=idempotency_key,
+        )
+        return (await asyncio.to_thread(self._outbox().enqueue, request)).id
+
+    async def status(self, notification_id: str) -> NotificationStatus | None:
+        """Where an enqueued notification stands (state, counts per outcome, warnings, errors)."""
+        return await asyncio.to_thread(self._outbox().status, notification_id)
+
+    async def cancel(self, notification_id: str) -> NotificationStatus | None:
+        """Cancel what is not delivered yet of an enqueued notification."""
+        return await asyncio.to_thread(self._outbox().cancel, notification_id)
+
+    async def wait(self, notification_id: str, timeout: float = 30.0) -> PushResult:  # noqa: ASYNC109 - the blocking twin's signature
+        """Wait until an enqueued notification is completed (or cancelled) and return its result,
+        as :meth:`send` would have. Raises :class:`TimeoutError` if it is not done in time (it
+        goes on in the service), :class:`LookupError` for an unknown id."""
+        outbox = self._outbox()
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while True:
+            status = await asyncio.to_thread(outbox.status, notification_id)
+            if status is None:
+                raise LookupError(f"no notification with id {notification_id} in {self.config.database}")
+            if status.state in TERMINAL:
+                break
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"notification {notification_id} is still {status.state} after {timeout} s "
+                    f"({status.counts}); is a worker (pushrelay serve / pushrelay worker) running?"
+                )
+            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 1.5, 0.5)
+        deliveries: list[dict[str, Any]] = []
+        after = 0
+        while True:
+            page = await asyncio.to_thread(outbox.deliveries, notification_id, limit=1000, after=after)
+            deliveries += page
+            if page.next_cursor is None:
+                return result_from(status, deliveries)
+            after = page.next_cursor
+
+    def _outbox(self) -> SqlOutbox:
+        return shared_outbox(self.registry)
 
     # -- internals ------------------------------------------------------------------------------
     def _checked(self, notification: NotificationLike) -> Notification:
@@ -342,6 +431,48 @@ class PushNotification:
         return _run(
             self._async.open(target, notification, recipients, primary_key=primary_key, progress=progress)
         )
+
+    def enqueue(
+        self,
+        notification: NotificationLike,
+        recipients: Any = None,
+        *,
+        send_at: datetime | None = None,
+        expires_at: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        return _run(
+            self._async.enqueue(
+                notification,
+                recipients,
+                send_at=send_at,
+                expires_at=expires_at,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    def enqueue_all(
+        self,
+        notification: NotificationLike,
+        *,
+        send_at: datetime | None = None,
+        expires_at: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        return _run(
+            self._async.enqueue_all(
+                notification, send_at=send_at, expires_at=expires_at, idempotency_key=idempotency_key
+            )
+        )
+
+    def status(self, notification_id: str) -> NotificationStatus | None:
+        return _run(self._async.status(notification_id))
+
+    def cancel(self, notification_id: str) -> NotificationStatus | None:
+        return _run(self._async.cancel(notification_id))
+
+    def wait(self, notification_id: str, timeout: float = 30.0) -> PushResult:
+        return _run(self._async.wait(notification_id, timeout))
 
     # 4D spelling
     sendAll = send_all

@@ -12,23 +12,19 @@ A platform missing from the table fails its devices with "no <platform> provider
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import importlib
-import json
-import os
-import shutil
-import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Protocol
 
+from .._batching import PairProvider
 from .._exceptions import ConfigurationError
-from ..apns import ApnsClient, CertificateAuth, TokenAuth, render
+from ..apns import ApnsClient, CertificateAuth, TokenAuth
 from ..config.model import ApnsSettings, AppConfig, Environment
 from ..notification import Notification
-from ..outcome import DeliveryResult, Outcome
+from ..outcome import DeliveryResult
+from ..simulator import SimulatorClient
 from .targets import Channel, Target
 
 __all__ = [
@@ -138,58 +134,19 @@ class ApnsProvider:
 
 
 # -- iOS simulators -----------------------------------------------------------------------------
-class SimulatorProvider:
-    """iOS simulators, through Xcode's ``xcrun simctl push <udid> <bundle id> <payload file>`` as
-    4D does. Only on a Mac with Xcode; elsewhere every simulator delivery fails with the reason."""
+class SimulatorProvider(PairProvider[Target]):
+    """iOS simulators, through Xcode's ``xcrun simctl push <udid> <bundle id> <payload file>`` as 4D
+    does (:class:`~pushrelay.simulator.SimulatorClient`); without Xcode each delivery fails with the
+    reason."""
+
+    target_type = Target
 
     def __init__(self, app: AppConfig, channel: Channel) -> None:
-        self._bundle_id = app.bundle_id
-        self._xcrun = shutil.which("xcrun")
+        self._client = SimulatorClient(app.bundle_id)
 
-    async def __aenter__(self) -> SimulatorProvider:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    async def deliver(self, items: AsyncIterator[Pair]) -> AsyncIterator[tuple[Target, DeliveryResult]]:
-        async for notification, target in items:
-            yield target, await self._push(notification, target)
-
-    async def _push(self, notification: Notification, target: Target) -> DeliveryResult:
-        if self._xcrun is None:
-            return DeliveryResult(
-                target.token,
-                Outcome.FAILED,
-                reason="simulator devices need Xcode's `xcrun simctl push` (macOS); not available here",
-            )
-        payload = json.loads(render(notification, topic=self._bundle_id).body)
-        fd, name = tempfile.mkstemp(suffix=".apns")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(payload, f)
-            proc = await asyncio.create_subprocess_exec(
-                self._xcrun,
-                "simctl",
-                "push",
-                target.token,
-                self._bundle_id,
-                name,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            _, err = await proc.communicate()
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(name)
-        if proc.returncode == 0:
-            return DeliveryResult(target.token, Outcome.DELIVERED)
-        detail = err.decode(errors="replace").strip().splitlines()
-        return DeliveryResult(
-            target.token,
-            Outcome.FAILED,
-            reason=f"simctl push failed: {detail[-1] if detail else proc.returncode}",
-        )
+    def prepare(self, pair: tuple[Notification, Target]) -> tuple[Notification, str, Target]:
+        notification, target = pair
+        return notification, target.token, target
 
 
 # -- the table ----------------------------------------------------------------------------------

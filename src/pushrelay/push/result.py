@@ -57,6 +57,13 @@ class messages:
         )
 
     @staticmethod
+    def retired_skipped(app: str, count: int) -> str:
+        return (
+            f"{count} retired device(s) of app {app} were skipped; "
+            "they are used again when the app registers them again"
+        )
+
+    @staticmethod
     def unregistered_sent(token: str, app: str) -> str:
         return f"The device token {mask_token(token)} is not registered for app {app}; sent anyway"
 

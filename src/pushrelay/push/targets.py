@@ -3,15 +3,16 @@
 :func:`plan_send` applies 4D's recipient rules against the registry: every device of each e-mail
 address, every raw token, filtered by the targets (platforms), retired devices skipped, each
 token kept once however many ways it was reached. It returns the targets and the warnings to
-report. :func:`stream_all` yields every active device of an app, page by page, for ``send_all``.
+report. :func:`plan_all` and :func:`stream_all` do the same for ``send_all``: every active device
+of an app, page by page. The library's sends and the service's workers both use these rules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from ..config.model import AppConfig
 from ..fourd.recipients import Recipients
@@ -26,7 +27,7 @@ from ..registry.tokens import (
 )
 from .result import messages
 
-__all__ = ["Channel", "Plan", "Target", "plan_send", "stream_all"]
+__all__ = ["Channel", "DeviceLookup", "Plan", "Target", "plan_all", "plan_send", "stream_all"]
 
 
 class Channel(NamedTuple):
@@ -84,8 +85,19 @@ def app_environment(app: AppConfig) -> str:
     return app.apns.environment if app.apns else "production"
 
 
+class DeviceLookup(Protocol):
+    """What :func:`plan_send` reads from the registry (a :class:`DeviceRegistry`, or devices
+    fetched beforehand for many sends at once)."""
+
+    def for_emails(
+        self, app: str, emails: Iterable[str], *, platforms: Collection[str] | None = None
+    ) -> Iterator[DeviceRecord]: ...
+
+    def find_tokens(self, app: str, tokens: Iterable[str]) -> dict[str, DeviceRecord]: ...
+
+
 def plan_send(
-    registry: DeviceRegistry, app: AppConfig, recipients: Recipients, platforms: tuple[str, ...]
+    registry: DeviceLookup, app: AppConfig, recipients: Recipients, platforms: tuple[str, ...]
 ) -> Plan:
     """The devices ``recipients`` designate for ``app`` on ``platforms``, and the warnings."""
     plan = Plan()
@@ -174,8 +186,26 @@ def _raw_target(token: str, env: str, plan: Plan) -> Target | None:
     )
 
 
-def stream_all(registry: DeviceRegistry, app: AppConfig, platforms: tuple[str, ...]) -> Iterator[Target]:
-    """Every active device of ``app`` on ``platforms``, in registration-id order, page by page."""
+def plan_all(
+    registry: DeviceRegistry, app: AppConfig, platforms: tuple[str, ...]
+) -> tuple[int, Plan, list[str]]:
+    """What ``send_all`` will reach, before streaming it: the number of active devices, a plan
+    holding only the warnings (retired devices skipped), and the errors (nobody to send to)."""
+    total = registry.count(app.name, platforms=platforms)
+    if total == 0:
+        return 0, Plan(), [messages.NO_RECIPIENT_FOUND]
+    plan = Plan()
+    retired = registry.count(app.name, platforms=platforms, include_retired=True) - total
+    if retired > 0:
+        plan.warnings.append(messages.retired_skipped(app.name, retired))
+    return total, plan, []
+
+
+def stream_all(
+    registry: DeviceRegistry, app: AppConfig, platforms: tuple[str, ...], *, after: int = 0
+) -> Iterator[tuple[int, Target]]:
+    """Every active device of ``app`` on ``platforms`` as ``(device id, target)``, in id order,
+    page by page; ``after`` resumes after a device id."""
     env = app_environment(app)
-    for device in registry.stream(app.name, platforms=platforms):
-        yield Target.from_device(device, env)
+    for device in registry.stream(app.name, platforms=platforms, after=after):
+        yield device.id, Target.from_device(device, env)

@@ -1,11 +1,14 @@
 """The durable outbox: accepted notifications and their per-device deliveries.
 
-:class:`Outbox` is the interface; :class:`SqlOutbox` the embedded SQLite/PostgreSQL backend.
+:class:`Outbox` is the interface (:mod:`.interface`); :class:`SqlOutbox` the embedded
+SQLite/PostgreSQL backend (:mod:`.sql`).
 """
 
 from .interface import (
+    AppPause,
     ClaimedDelivery,
     DeliveryState,
+    DeviceRef,
     EnqueueResult,
     ExpansionJob,
     IdempotencyConflict,
@@ -21,8 +24,10 @@ from .sql import SqlOutbox
 __all__ = [
     "DEFAULT_EXPIRY",
     "IDEMPOTENCY_WINDOW",
+    "AppPause",
     "ClaimedDelivery",
     "DeliveryState",
+    "DeviceRef",
     "EnqueueResult",
     "ExpansionJob",
     "IdempotencyConflict",

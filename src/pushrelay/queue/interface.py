@@ -10,6 +10,10 @@ fit behind the same :class:`Outbox` protocol. The contract in short:
   the same id and the device (and Apple) can recognise the duplicate.
 * Transient outcomes go back to the queue with exponential backoff and jitter, never past the
   notification's ``expires_at``: what is still undelivered then ends as ``expired``.
+* A provider that calls an app's configuration broken (``config_broken``: a revoked key, a topic
+  the key may not push to) *pauses* the app: its deliveries are parked, neither sent nor dropped,
+  until an operator resumes it (:meth:`Outbox.resume`); they still end as ``expired`` at their
+  deadline.
 """
 
 from __future__ import annotations
@@ -22,18 +26,8 @@ from typing import Any, Protocol
 
 from ..outcome import DeliveryResult
 
-__all__ = [
-    "ClaimedDelivery",
-    "DeliveryState",
-    "EnqueueResult",
-    "ExpansionJob",
-    "IdempotencyConflict",
-    "NotificationRequest",
-    "NotificationState",
-    "NotificationStatus",
-    "Outbox",
-    "Recipients",
-]
+DeviceRef = tuple[str, str, str | None, str | None]
+"""One device a notification goes to: ``(platform, token, environment, email)``."""
 
 
 class NotificationState(enum.StrEnum):
@@ -48,6 +42,7 @@ class NotificationState(enum.StrEnum):
 class DeliveryState(enum.StrEnum):
     PENDING = "pending"  # waiting (first attempt or retry at next_attempt_at)
     IN_FLIGHT = "in_flight"  # leased by a worker until next_attempt_at
+    PAUSED = "paused"  # its app is paused (configuration broken): kept until resumed or expired
     DONE = "done"  # final outcome recorded
     CANCELLED = "cancelled"
 
@@ -94,6 +89,7 @@ class IdempotencyConflict(Exception):
     def __init__(self, existing_id: str) -> None:
         super().__init__(f"idempotency key already used for notification {existing_id} with a different body")
         self.existing_id = existing_id
+        self.index: int | None = None  # which request of an enqueue_many
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +113,18 @@ class ClaimedDelivery:
     token: str
     apns_id: str
     attempts: int  # including the attempt about to be made
+
+
+@dataclass(frozen=True, slots=True)
+class AppPause:
+    """Why an app's deliveries are parked, since when, and under which credentials."""
+
+    app: str
+    reason: str  # e.g. "403 InvalidProviderToken"
+    platform: str | None  # the provider that refused, None for an operator's pause
+    paused_at: datetime
+    paused_by: str  # a worker id, or "operator"
+    fingerprint: str | None  # of the credentials that were refused (see pushrelay.server.pausing)
 
 
 @dataclass(slots=True)
@@ -146,6 +154,8 @@ class Outbox(Protocol):
 
     def enqueue(self, request: NotificationRequest) -> EnqueueResult: ...
 
+    def enqueue_many(self, requests: Sequence[NotificationRequest]) -> list[EnqueueResult]: ...
+
     def cancel(self, notification_id: str) -> NotificationStatus | None: ...
 
     def status(self, notification_id: str) -> NotificationStatus | None: ...
@@ -155,14 +165,22 @@ class Outbox(Protocol):
     def add_deliveries(
         self,
         notification_id: str,
-        devices: Sequence[tuple[str, str, str | None, str | None]],
+        devices: Sequence[DeviceRef],
         *,
         cursor: str | None,
         worker_id: str,
         lease: float,
     ) -> int: ...
 
-    def finish_expansion(self, notification_id: str, *, warnings: list[str], errors: list[str]) -> None: ...
+    def expand_many(
+        self,
+        worker_id: str,
+        jobs: Sequence[tuple[str, Sequence[DeviceRef], list[str], list[str]]],
+    ) -> list[str]: ...
+
+    def finish_expansion(
+        self, notification_id: str, *, warnings: list[str], errors: list[str]
+    ) -> list[str]: ...
 
     def claim(self, worker_id: str, *, limit: int, lease: float) -> list[ClaimedDelivery]: ...
 
@@ -172,4 +190,16 @@ class Outbox(Protocol):
 
     def release(self, worker_id: str) -> int: ...
 
+    def summaries(self, ids: Sequence[str]) -> list[NotificationStatus]: ...
+
+    def payloads(self, ids: Sequence[str]) -> dict[str, tuple[dict[str, Any], float]]: ...
+
     def sweep(self) -> list[str]: ...
+
+    def pause(
+        self, app: str, reason: str, *, platform: str | None, by: str, fingerprint: str | None
+    ) -> bool: ...
+
+    def resume(self, app: str) -> int | None: ...
+
+    def paused_apps(self) -> list[AppPause]: ...

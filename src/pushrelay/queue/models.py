@@ -1,4 +1,5 @@
-"""Tables of the outbox and of the API keys (Alembic revision ``0002_outbox``).
+"""Tables of the outbox and of the API keys (Alembic revisions ``0002_outbox``, and
+``0003_pauses_webhook_events`` for :class:`AppPauseRow`).
 
 Times are stored as naive UTC ``DateTime`` values on both SQLite and PostgreSQL so that the same
 comparisons (``next_attempt_at <= now``) work unchanged on both; :func:`utcnow` is the only clock.
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ..db import Base
 
-__all__ = ["ApiKeyRow", "DeliveryRow", "NotificationRow", "ProviderTokenRow", "utcnow"]
+__all__ = ["ApiKeyRow", "AppPauseRow", "DeliveryRow", "NotificationRow", "ProviderTokenRow", "utcnow"]
 
 _BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
 
@@ -101,6 +102,20 @@ class DeliveryRow(Base):
         UniqueConstraint("notification_id", "token", name="uq_outbox_deliveries_notification_token"),
         Index("ix_outbox_deliveries_state_next", "state", "next_attempt_at"),
     )
+
+
+class AppPauseRow(Base):
+    """An app whose deliveries are parked because a provider called its configuration broken (or
+    an operator paused it). One row per app: the row's existence *is* the pause."""
+
+    __tablename__ = "app_pauses"
+
+    app: Mapped[str] = mapped_column(String(200), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(300))
+    platform: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    paused_at: Mapped[datetime] = mapped_column(DateTime())
+    paused_by: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ApiKeyRow(Base):

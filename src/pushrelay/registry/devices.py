@@ -409,9 +409,11 @@ class DeviceRegistry:
         platforms: Collection[str] | None = None,
         include_retired: bool = False,
         page_size: int = PAGE_SIZE,
+        after: int = 0,
     ) -> Iterator[DeviceRecord]:
-        """Every device of ``app`` in id order, one page (and one short transaction) at a time."""
-        last_id = 0
+        """Every device of ``app`` in id order, one page (and one short transaction) at a time;
+        ``after`` resumes after that device id (an interrupted fan-out)."""
+        last_id = after
         while True:
             stmt = (
                 sa.select(_TABLE)

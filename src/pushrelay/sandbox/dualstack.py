@@ -275,9 +275,14 @@ def serve_in_thread(
             failure.append(exc)
             started.set()
 
-    thread = threading.Thread(
-        target=lambda: loop.run_until_complete(main()), name="pushrelay-sandbox", daemon=True
-    )
+    def run() -> None:
+        try:
+            loop.run_until_complete(main())
+        finally:
+            # here, not in the caller's thread: the caller may be running an event loop of its own
+            loop.run_until_complete(loop.shutdown_asyncgens())
+
+    thread = threading.Thread(target=run, name="pushrelay-sandbox", daemon=True)
     thread.start()
     try:
         if not started.wait(timeout):
@@ -289,5 +294,5 @@ def serve_in_thread(
         if thread.is_alive():
             loop.call_soon_threadsafe(stop.set)
         thread.join(timeout)
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
+        if not thread.is_alive():
+            loop.close()

@@ -14,6 +14,9 @@ what every token, topic or condition received. Tokens can be scripted to fail li
             ...
         sb.received("some-token")   # [FcmReceived(message={...}, ...)]
 
+The same port serves a control API under ``/_sandbox/`` (see :func:`fcm_control`) for tests and
+tools in another process.
+
 Behaviours: ``unregistered`` (404), ``sender_id_mismatch`` (403), ``quota_exceeded`` (429 with
 Retry-After), ``unavailable`` (503), ``internal`` (500), ``invalid_token`` (400 INVALID_ARGUMENT
 naming the token), ``third_party_auth_error`` (401).
@@ -23,20 +26,17 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 from collections import defaultdict
 from collections.abc import Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from .dualstack import DualStackServer, serve_in_thread
+from .https_sandbox import CONTROL_PREFIX, ControlApi, HttpsSandbox, json_field
 from .oauth import OAuthTokenService, TokenGrant
-from .server import Request, Response
+from .server import Handler, Request, Response
 
-__all__ = ["BEHAVIOURS", "FcmReceived", "FcmSandbox", "FcmService"]
+__all__ = ["BEHAVIOURS", "FcmReceived", "FcmSandbox", "FcmService", "fcm_control"]
 
 _JSON = ("content-type", "application/json")
 _PATH = re.compile(r"^/v1/projects/([^/]+)/messages:send$")
@@ -109,6 +109,16 @@ class FcmReceived:
         data = self.message.get("data", {})
         return dict(data) if isinstance(data, dict) else {}
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "project_id": self.project_id,
+            "target": self.target,
+            "message": self.message,
+            "name": self.name,
+            "validate_only": self.validate_only,
+            "http_version": self.http_version,
+        }
+
 
 @dataclass
 class _Script:
@@ -150,9 +160,16 @@ class FcmService:
     def reset(self) -> None:
         """Forget scripts, received messages and stats (between tests sharing one sandbox)."""
         self._scripts.clear()
+        self.clear_received()
+        self.stats.clear()
+
+    def clear_received(self) -> None:
         self._received.clear()
         self._all.clear()
-        self.stats.clear()
+
+    def scripts(self) -> dict[str, dict[str, Any]]:
+        return {t: {"behaviour": s.behaviour, "times": s.times, "retry_after": s.retry_after}
+                for t, s in self._scripts.items()}  # fmt: skip
 
     def received(self, target: str) -> list[FcmReceived]:
         return list(self._received.get(target, ()))
@@ -361,8 +378,11 @@ def _scripted(script: _Script) -> Response:
     return _error(status, rpc_status, error_code, message, violations=violations, headers=headers)
 
 
-class FcmSandbox:
-    """FCM v1 (``/v1/projects/...``) and its token endpoint (``/token``) over HTTPS on 127.0.0.1."""
+class FcmSandbox(HttpsSandbox):
+    """FCM v1 (``/v1/projects/...``), its token endpoint (``/token``) and a control API
+    (``/_sandbox/...``) over HTTPS on 127.0.0.1."""
+
+    kind = "FCM"
 
     def __init__(
         self,
@@ -373,28 +393,29 @@ class FcmSandbox:
         directory: str | Path | None = None,
     ) -> None:
         """``directory``: where the TLS material (``ca.pem``...) goes; a temporary one by default."""
+        super().__init__(host=host, port=port, directory=directory)
         self.oauth = OAuthTokenService(token_lifetime=token_lifetime)
         self.service = FcmService(self.oauth)
-        self._host, self._port = host, port
-        self._directory = Path(directory) if directory is not None else None
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._server: DualStackServer | None = None
-        self.url = ""
+
+    def routes(self) -> dict[str, Handler]:
+        return {
+            "/v1/projects/": self.service.handle,
+            "/token": self.oauth.handle,
+            CONTROL_PREFIX: fcm_control(self).handle,
+        }
 
     # -- setup --------------------------------------------------------------------------------------
     @property
     def token_uri(self) -> str:
         return f"{self.url}/token"
 
-    @property
-    def ca_file(self) -> Path:
-        if self._server is None:
-            raise RuntimeError("the FCM sandbox is not running")
-        return self._server.ca_file
-
-    def create_service_account(self, directory: str | Path, *, project_id: str = "pushrelay-sandbox") -> Path:
+    def create_service_account(
+        self, directory: str | Path, *, project_id: str = "pushrelay-sandbox", filename: str | None = None
+    ) -> Path:
         """A service-account key file for ``project_id`` whose ``token_uri`` is this sandbox."""
-        return self.oauth.create_service_account(directory, project_id=project_id, token_uri=self.token_uri)
+        return self.oauth.create_service_account(
+            directory, project_id=project_id, token_uri=self.token_uri, filename=filename
+        )
 
     def script(
         self, target: str, behaviour: str, *, times: int | None = None, retry_after: int | None = None
@@ -422,30 +443,59 @@ class FcmSandbox:
     def stats(self) -> dict[int, int]:
         return dict(self.service.stats)
 
-    # -- running ------------------------------------------------------------------------------------
-    async def __aenter__(self) -> FcmSandbox:
-        directory = self._directory
-        if directory is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="pushrelay-fcm-")
-            directory = Path(self._tmp.name)
-        self._server = DualStackServer(directory)
-        self._server.add_route("/v1/projects/", self.service.handle)
-        self._server.add_route("/token", self.oauth.handle)
-        port = await self._server.start(self._host, self._port)
-        self.url = f"https://{self._host}:{port}"
-        return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._server is not None:
-            await self._server.close()
-            self._server = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+def fcm_control(sandbox: FcmSandbox) -> ControlApi:
+    """``/_sandbox/`` of the FCM sandbox::
 
-    @classmethod
-    def running(cls, **kwargs: Any) -> AbstractContextManager[FcmSandbox]:
-        """The sandbox in a background thread, for synchronous code."""
-        return serve_in_thread(lambda: cls(**kwargs))
+    GET    /_sandbox/received[?target=T]   {"received": [...]} (all, or one token's / topic's)
+    DELETE /_sandbox/received              forget what was received
+    GET    /_sandbox/stats                 answers by status, token requests, refusals
+    GET    /_sandbox/scripts               the scripted targets
+    POST   /_sandbox/script                {"target", "behaviour", "times"?, "retry_after"?}
+    DELETE /_sandbox/script[?target=T]     remove scripts (all, or one target's)
+    """
+    service, oauth = sandbox.service, sandbox.oauth
+
+    def received(query: Mapping[str, list[str]], body: dict[str, Any]) -> Any:
+        targets = query.get("target")
+        records = service.received(targets[0]) if targets else service.all_received()
+        return {"received": [r.to_json() for r in records]}
+
+    def clear(query: Mapping[str, list[str]], body: dict[str, Any]) -> Any:
+        service.clear_received()
+        return {"cleared": True}
+
+    def stats(query: Mapping[str, list[str]], body: dict[str, Any]) -> Any:
+        return {
+            "answers": {str(k): v for k, v in sorted(service.stats.items())},
+            "token_requests": oauth.requests,
+            "tokens_issued": oauth.issued,
+            "token_refusals": list(oauth.refusals),
+        }
+
+    def script(query: Mapping[str, list[str]], body: dict[str, Any]) -> Any:
+        target = json_field(body, "target", str)
+        behaviour = json_field(body, "behaviour", str)
+        times = json_field(body, "times", int, required=False)
+        retry_after = json_field(body, "retry_after", int, required=False)
+        service.script(target, behaviour, times=times, retry_after=retry_after)
+        return {
+            "scripted": {"target": target, "behaviour": behaviour, "times": times, "retry_after": retry_after}
+        }
+
+    def unscript(query: Mapping[str, list[str]], body: dict[str, Any]) -> Any:
+        targets = query.get("target")
+        for target in targets or list(service.scripts()):
+            service.unscript(target)
+        return {"cleared": True}
+
+    return ControlApi(
+        {
+            ("GET", "received"): received,
+            ("DELETE", "received"): clear,
+            ("GET", "stats"): stats,
+            ("GET", "scripts"): lambda query, body: {"scripts": service.scripts()},
+            ("POST", "script"): script,
+            ("DELETE", "script"): unscript,
+        }
+    )

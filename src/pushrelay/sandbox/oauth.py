@@ -18,22 +18,18 @@ from __future__ import annotations
 
 import json
 import secrets
-import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .dualstack import DualStackServer, serve_in_thread
-from .server import Request, Response
+from .https_sandbox import HttpsSandbox
+from .server import Handler, Request, Response
 
 __all__ = ["FCM_SCOPES", "GOOGLE_TOKEN_AUDIENCE", "OAuthSandbox", "OAuthTokenService", "TokenGrant"]
 
@@ -83,9 +79,16 @@ class OAuthTokenService:
 
     # -- service accounts ------------------------------------------------------------------------
     def create_service_account(
-        self, directory: str | Path, *, project_id: str, token_uri: str, name: str | None = None
+        self,
+        directory: str | Path,
+        *,
+        project_id: str,
+        token_uri: str,
+        name: str | None = None,
+        filename: str | None = None,
     ) -> Path:
-        """Write a service-account JSON key whose grants this endpoint accepts; return its path.
+        """Write a service-account JSON key whose grants this endpoint accepts; return its path
+        (``filename`` in ``directory``, default ``<project>-<key id>.json``).
 
         Every call makes a new account (``name``, default ``pushrelay``, ``pushrelay-2``...) with
         its own RSA key.
@@ -116,10 +119,32 @@ class OAuthTokenService:
         }
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{project_id}-{key_id[:12]}.json"
+        path = directory / (filename or f"{project_id}-{key_id[:12]}.json")
         path.write_text(json.dumps(info, indent=2))
         path.chmod(0o600)
         return path
+
+    def register_service_account(self, path: str | Path) -> str:
+        """Accept grants signed with the key of an existing service-account file (one this sandbox
+        wrote in an earlier run, so that a pasted configuration keeps working); its email back.
+
+        Raises ValueError naming the file when it is not a service-account key with an RSA key.
+        """
+        try:
+            info = json.loads(Path(path).read_text(encoding="utf-8"))
+            private_key = serialization.load_pem_private_key(info["private_key"].encode(), password=None)
+            account = _Account(
+                str(info["client_email"]),
+                str(info["project_id"]),
+                str(info["private_key_id"]),
+                private_key.public_key(),  # type: ignore[arg-type]
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{path}: not a readable service-account key ({type(exc).__name__})") from None
+        if not isinstance(private_key, rsa.RSAPrivateKey):
+            raise ValueError(f"{path}: the private_key is not an RSA key")
+        self._accounts[account.email] = account
+        return account.email
 
     def revoke_all(self, client_email: str | None = None) -> None:
         """Forget the tokens minted so far (as if revoked), of one account or of all: the next FCM
@@ -224,8 +249,10 @@ def _oauth_error(status: int, error: str, description: str) -> Response:
     return Response(status, [_JSON], json.dumps(body).encode())
 
 
-class OAuthSandbox:
+class OAuthSandbox(HttpsSandbox):
     """The token endpoint alone, over HTTPS on 127.0.0.1 (``url`` + ``/token``)."""
+
+    kind = "OAuth"
 
     def __init__(
         self,
@@ -236,48 +263,15 @@ class OAuthSandbox:
         directory: str | Path | None = None,
     ) -> None:
         """``directory``: where the TLS material (``ca.pem``...) goes; a temporary one by default."""
+        super().__init__(host=host, port=port, directory=directory)
         self.service = OAuthTokenService(token_lifetime=token_lifetime)
-        self._host, self._port = host, port
-        self._directory = Path(directory) if directory is not None else None
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._server: DualStackServer | None = None
-        self.url = ""
+
+    def routes(self) -> dict[str, Handler]:
+        return {"/token": self.service.handle}
 
     @property
     def token_uri(self) -> str:
         return f"{self.url}/token"
 
-    @property
-    def ca_file(self) -> Path:
-        if self._server is None:
-            raise RuntimeError("the OAuth sandbox is not running")
-        return self._server.ca_file
-
     def create_service_account(self, directory: str | Path, *, project_id: str = "pushrelay-sandbox") -> Path:
         return self.service.create_service_account(directory, project_id=project_id, token_uri=self.token_uri)
-
-    async def __aenter__(self) -> OAuthSandbox:
-        directory = self._directory
-        if directory is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="pushrelay-oauth-")
-            directory = Path(self._tmp.name)
-        self._server = DualStackServer(directory)
-        self._server.add_route("/token", self.service.handle)
-        port = await self._server.start(self._host, self._port)
-        self.url = f"https://{self._host}:{port}"
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._server is not None:
-            await self._server.close()
-            self._server = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-    @classmethod
-    def running(cls, **kwargs: Any) -> AbstractContextManager[OAuthSandbox]:
-        """The sandbox in a background thread, for synchronous code."""
-        return serve_in_thread(lambda: cls(**kwargs))

@@ -13,6 +13,9 @@ decrypted with the subscription's private key (RFC 8291)::
         ...
         sb.received(sub)[0].json               # the decrypted payload
 
+The same port serves a control API under ``/_sandbox/`` (see :func:`webpush_control`), so that a
+sandbox started by ``pushrelay sandbox`` hands out subscriptions to other processes.
+
 Decryption uses ``http-ece`` and the VAPID check PyJWT: neither shares code with the client side's
 ``py-vapid`` signing.
 """
@@ -22,15 +25,12 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import tempfile
 import time
 import urllib.parse
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import http_ece  # type: ignore[import-untyped]
@@ -39,10 +39,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..webpush.subscription import b64url_decode, b64url_encode
-from .dualstack import DualStackServer, serve_in_thread
-from .server import Request, Response
+from .https_sandbox import CONTROL_PREFIX, BadInput, ControlApi, HttpsSandbox, json_field
+from .server import Handler, Request, Response
 
-__all__ = ["BEHAVIOURS", "WebPushReceived", "WebPushSandbox", "WebPushService"]
+__all__ = ["BEHAVIOURS", "WebPushReceived", "WebPushSandbox", "WebPushService", "webpush_control"]
 
 _JSON = ("content-type", "application/json")
 _MAX_BODY = 4096
@@ -81,6 +81,23 @@ class WebPushReceived:
     @property
     def json(self) -> Any:
         return json.loads(self.payload)
+
+    def to_json(self) -> dict[str, Any]:
+        """For the control API: the decrypted payload as JSON when it is JSON, else as text."""
+        try:
+            payload: Any = self.json
+        except ValueError:
+            payload = self.text
+        return {
+            "subscription_id": self.subscription_id,
+            "payload": payload,
+            "ttl": self.ttl,
+            "urgency": self.urgency,
+            "topic": self.topic,
+            "vapid_claims": self.vapid_claims,
+            "vapid_public_key": self.vapid_public_key,
+            "http_version": self.http_version,
+        }
 
 
 @dataclass
@@ -154,6 +171,10 @@ class WebPushService:
         if behaviour not in BEHAVIOURS:
             raise ValueError(f"behaviour must be one of {', '.join(sorted(BEHAVIOURS))}, got {behaviour!r}")
         self._scripts[self._id(subscription)] = _Script(behaviour, times, retry_after)
+
+    def knows(self, subscription: Mapping[str, Any] | str) -> bool:
+        """Whether this service handed out the subscription."""
+        return self._id(subscription) in self._subscriptions
 
     def received(self, subscription: Mapping[str, Any] | str) -> list[WebPushReceived]:
         return list(self._received.get(self._id(subscription), ()))
@@ -288,25 +309,24 @@ def _ttl(value: str | None) -> int:
     return int(value)
 
 
-class WebPushSandbox:
-    """The fake push service over HTTPS on 127.0.0.1 (HTTP/1.1 or HTTP/2)."""
+class WebPushSandbox(HttpsSandbox):
+    """The fake push service and its control API (``/_sandbox/...``) over HTTPS on 127.0.0.1
+    (HTTP/1.1 or HTTP/2)."""
+
+    kind = "Web Push"
 
     def __init__(
         self, *, host: str = "127.0.0.1", port: int = 0, directory: str | Path | None = None
     ) -> None:
         """``directory``: where the TLS material (``ca.pem``...) goes; a temporary one by default."""
+        super().__init__(host=host, port=port, directory=directory)
         self.service = WebPushService()
-        self._host, self._port = host, port
-        self._directory = Path(directory) if directory is not None else None
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._server: DualStackServer | None = None
-        self.url = ""
 
-    @property
-    def ca_file(self) -> Path:
-        if self._server is None:
-            raise RuntimeError("the Web Push sandbox is not running")
-        return self._server.ca_file
+    def routes(self) -> dict[str, Handler]:
+        return {"/wp/": self.service.handle, CONTROL_PREFIX: webpush_control(self.service).handle}
+
+    def _started(self) -> None:
+        self.service.origin = self.url
 
     @property
     def allowed_host(self) -> str:
@@ -340,29 +360,56 @@ class WebPushSandbox:
     def stats(self) -> dict[int, int]:
         return dict(self.service.stats)
 
-    async def __aenter__(self) -> WebPushSandbox:
-        directory = self._directory
-        if directory is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="pushrelay-webpush-")
-            directory = Path(self._tmp.name)
-        self._server = DualStackServer(directory)
-        self._server.add_route("/wp/", self.service.handle)
-        port = await self._server.start(self._host, self._port)
-        self.url = f"https://{self._host}:{port}"
-        self.service.origin = self.url
-        return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._server is not None:
-            await self._server.close()
-            self._server = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+def webpush_control(service: WebPushService) -> ControlApi:
+    """``/_sandbox/`` of the Web Push sandbox::
 
-    @classmethod
-    def running(cls, **kwargs: Any) -> AbstractContextManager[WebPushSandbox]:
-        """The sandbox in a background thread, for synchronous code."""
-        return serve_in_thread(lambda: cls(**kwargs))
+    POST /_sandbox/subscriptions     {"application_server_key"?} -> 201 PushSubscription.toJSON()
+    POST /_sandbox/unsubscribe       {"endpoint"}: later pushes get 410 Gone
+    GET  /_sandbox/received[?endpoint=E]   {"received": [...]}: decrypted payloads
+    GET  /_sandbox/stats             answers by status and refusals
+    POST /_sandbox/script            {"endpoint", "behaviour", "times"?, "retry_after"?}
+    """
+
+    def endpoint_of(body: dict[str, Any]) -> str:
+        endpoint = json_field(body, "endpoint", str)
+        if not service.knows(endpoint):
+            raise BadInput("endpoint: not a subscription of this sandbox (POST /_sandbox/subscriptions)")
+        return str(endpoint)
+
+    def subscribe(query: Mapping[str, list[str]], body: dict[str, Any]) -> Any:
+        key = json_field(body, "application_server_key", str, required=False)
+        return 201, service.new_subscription(application_server_key=key)
+
+    def unsubscribe(query: Mapping[str, list[str]], body: dict[str, Any]) -> Any:
+        service.unsubscribe(endpoint_of(body))
+        return {"unsubscribed": True}
+
+    def received(query: Mapping[str, list[str]], body: dict[str, Any]) -> Any:
+        endpoints = query.get("endpoint")
+        records = service.received(endpoints[0]) if endpoints else service.all_received()
+        return {"received": [r.to_json() for r in records]}
+
+    def stats(query: Mapping[str, list[str]], body: dict[str, Any]) -> Any:
+        return {
+            "answers": {str(k): v for k, v in sorted(service.stats.items())},
+            "refusals": service.refusals,
+        }
+
+    def script(query: Mapping[str, list[str]], body: dict[str, Any]) -> Any:
+        endpoint = endpoint_of(body)
+        behaviour = json_field(body, "behaviour", str)
+        times = json_field(body, "times", int, required=False)
+        retry_after = json_field(body, "retry_after", int, required=False)
+        service.script(endpoint, behaviour, times=times, retry_after=retry_after)
+        return {"scripted": {"behaviour": behaviour, "times": times, "retry_after": retry_after}}
+
+    return ControlApi(
+        {
+            ("POST", "subscriptions"): subscribe,
+            ("POST", "unsubscribe"): unsubscribe,
+            ("GET", "received"): received,
+            ("GET", "stats"): stats,
+            ("POST", "script"): script,
+        }
+    )

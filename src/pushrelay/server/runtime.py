@@ -1,7 +1,8 @@
 """Run the API (uvicorn) and/or a worker in one asyncio process, with graceful shutdown.
 
 SIGTERM / SIGINT: the API stops accepting connections and finishes its requests, the worker stops
-claiming, finishes or releases its chunks, the webhook queue gets a few seconds to drain.
+claiming, finishes or releases its chunks, the webhook sender finishes the POST it is making (what
+is not sent waits in the database for the next start).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import uvicorn
 
 from ..logs import event, get_logger
 from .app import create_app
+from .pausing import resume_changed
 from .service import Service
 
 __all__ = ["run_service"]
@@ -38,6 +40,8 @@ async def run_service(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    # before any worker claims: an app paused under credentials that have since changed is resumed
+    await asyncio.to_thread(resume_changed, service.outbox, service.fingerprints)
     await service.webhooks.start()
     tasks: list[asyncio.Task[None]] = []
     if workers:

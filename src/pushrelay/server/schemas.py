@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["DeviceBody", "RecipientsBody", "SendBody"]
+__all__ = ["BatchBody", "DeviceBody", "RecipientsBody", "SendBody"]
 
 
 class _Strict(BaseModel):
@@ -36,6 +36,15 @@ class SendBody(_Strict):
     priority: Literal[10, 5, 1] | None = None
     collapse_id: str | None = Field(None, max_length=64)
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+
+
+class BatchBody(_Strict):
+    notifications: list[SendBody] = Field(
+        min_length=1,
+        max_length=1000,
+        description="up to 1000 notifications, each as the body of POST /v1/notifications; "
+        "committed together or not at all",
+    )
 
 
 class DeviceBody(_Strict):

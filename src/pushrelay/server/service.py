@@ -6,63 +6,101 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from .._exceptions import ConfigurationError
+from ..config.loader import service_env_overrides
+from ..config.model import AppConfig, Config, ServiceConfig
 from ..db import Database
 from ..queue.policy import RetryPolicy
 from ..queue.sql import SqlOutbox
 from ..registry.devices import DeviceRegistry
-from ..webhooks.dispatcher import WebhookDispatcher, WebhookTarget
+from ..webhooks.dispatcher import WebhookDispatcher, WebhookSettings, WebhookTarget
+from ..webhooks.store import WebhookEventStore
+from ..worker.pool import AppProviderPool
 from ..worker.providers import ProviderFactory, ProviderPool
 from ..worker.registry_audience import RegistryAudience
 from ..worker.runner import Worker, WorkerSettings
 from .apikeys import ApiKeyStore
 from .metrics import Metrics
+from .pausing import credentials_fingerprint
 from .ratelimit import RateLimiter
 
 __all__ = ["Service", "ServiceSettings"]
 
 
-def _env_number(name: str, default: float, *, integer: bool = False) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw) if integer else float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a number, got {raw!r}", field=name) from None
-    if value <= 0:
-        raise ConfigurationError(f"{name} must be greater than 0, got {raw!r}", field=name)
-    return value
-
-
 @dataclass(frozen=True)
 class ServiceSettings:
+    """The service's settings. Sources, first wins: ``PUSHRELAY_<KEY>`` environment variables,
+    the ``[service]`` table of ``pushrelay.toml``, these defaults (see docs/configuration.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
     max_body: int = 1_048_576  # bytes; 10,000 e-mail addresses fit comfortably
     rate: float = 50.0  # requests per second per API key (token bucket refill)
     burst: int = 200  # bucket size
     wait_max: float = 60.0  # upper bound of ?wait=
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     @classmethod
-    def from_env(cls) -> ServiceSettings:
-        """Defaults, overridden by ``PUSHRELAY_*`` environment variables (see docs/operations.md)."""
+    def from_config(cls, service: ServiceConfig | None = None) -> ServiceSettings:
+        """The defaults, overridden by what ``service`` (``config.service``) sets."""
+        base, given = cls(), (service or ServiceConfig()).given()
+        w, wh = base.worker, base.webhooks
+
+        def pick(key: str, default: float) -> float:
+            return float(given.get(key, default))
+
+        for low, high, defaults in (
+            ("retry_base", "retry_cap", base.retry),
+            ("webhook_retry_base", "webhook_retry_cap", base.webhooks.retry),
+        ):
+            lo, hi = pick(low, defaults.base), pick(high, defaults.cap)
+            if lo > hi:  # one of them is the default, else the loader would have said it
+                if high in given:
+                    key, text = (
+                        high,
+                        f"service.{high} = {hi} is smaller than service.{low} = {lo} (its default)",
+                    )
+                else:
+                    key, text = (
+                        low,
+                        f"service.{low} = {lo} is larger than service.{high} = {hi} (its default)",
+                    )
+                raise ConfigurationError(f"{text}; set both", field=f"service.{key}")
+
         return cls(
-            max_body=int(_env_number("PUSHRELAY_MAX_BODY", 1_048_576, integer=True)),
-            rate=_env_number("PUSHRELAY_RATE_LIMIT", 50.0),
-            burst=int(_env_number("PUSHRELAY_RATE_BURST", 200, integer=True)),
+            host=str(given.get("host", base.host)),
+            port=int(given.get("port", base.port)),
+            max_body=int(given.get("max_body", base.max_body)),
+            rate=pick("rate_limit", base.rate),
+            burst=int(given.get("rate_burst", base.burst)),
+            wait_max=pick("wait_max", base.wait_max),
             retry=RetryPolicy(
-                base=_env_number("PUSHRELAY_RETRY_BASE", 1.0), cap=_env_number("PUSHRELAY_RETRY_CAP", 300.0)
+                base=pick("retry_base", base.retry.base), cap=pick("retry_cap", base.retry.cap)
             ),
             worker=WorkerSettings(
-                chunk=int(_env_number("PUSHRELAY_WORKER_CHUNK", 500, integer=True)),
-                lease=_env_number("PUSHRELAY_WORKER_LEASE", 120.0),
-                concurrency=int(_env_number("PUSHRELAY_WORKER_CONCURRENCY", 4, integer=True)),
-                poll=_env_number("PUSHRELAY_WORKER_POLL", 0.25),
-                sweep_every=_env_number("PUSHRELAY_SWEEP_EVERY", 5.0),
+                chunk=int(given.get("worker_chunk", w.chunk)),
+                lease=pick("worker_lease", w.lease),
+                concurrency=int(given.get("worker_concurrency", w.concurrency)),
+                poll=pick("worker_poll", w.poll),
+                sweep_every=pick("sweep_every", w.sweep_every),
+            ),
+            webhooks=WebhookSettings(
+                retry=RetryPolicy(
+                    base=pick("webhook_retry_base", wh.retry.base),
+                    cap=pick("webhook_retry_cap", wh.retry.cap),
+                ),
+                retention=timedelta(days=pick("webhook_retention_days", wh.retention.days)),
             ),
         )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceSettings:
+        """The defaults overridden by ``PUSHRELAY_<KEY>`` variables only (no configuration file)."""
+        return cls.from_config(service_env_overrides(ServiceConfig(), os.environ if env is None else env))
 
 
 class Service:
@@ -78,37 +116,59 @@ class Service:
         provider_metrics: Callable[[ProviderPool], object] | None = None,
     ) -> None:
         """``apps`` maps every configured app to its ``registered_tokens_only`` flag; None accepts any
-        app name (used by tests without configuration)."""
+        app name (used by tests without configuration). :meth:`use_config` adds the rest of each
+        app's settings."""
         self.settings = settings or ServiceSettings()
         self.db = database
         self.outbox = SqlOutbox(database.engine, retry=self.settings.retry)
         self.keys = ApiKeyStore(database.engine)
         self.registry = DeviceRegistry(database)
         self.apps = dict(apps) if apps is not None else None
+        self.app_configs: dict[str, AppConfig] = {}
+        self.fingerprints: dict[str, str] = {}
         self.metrics = Metrics()
         self.metrics.watch_queue(self.outbox.queue_depth)
+        self.metrics.watch_pauses(self.outbox.paused_apps, lambda: sorted(self.apps or ()))
         self.limiter = RateLimiter(self.settings.rate, self.settings.burst)
+        self.webhook_store = WebhookEventStore(database.engine)
+        self.metrics.watch_webhooks(self.webhook_store.pending)
         self.webhooks = WebhookDispatcher(
-            webhook_targets or {}, on_result=lambda app, r: self.metrics.webhooks.labels(app, r).inc()
+            webhook_targets or {},
+            self.webhook_store,
+            settings=self.settings.webhooks,
+            on_result=lambda app, r: self.metrics.webhooks.labels(app, r).inc(),
+            on_dropped=lambda app, n: self.metrics.webhooks_dropped.labels(app).inc(n),
         )
-        self.pool = ProviderPool(
+        self.outbox.event_apps = self.webhooks.apps
+        self.pool = AppProviderPool(
             dict(providers), on_open=lambda app, p, d: self.metrics.connections.labels(app, p).inc(d)
         )
         self.worker: Worker | None = None
         if with_worker:
-            registered_only = self.apps or {}
-            audience = RegistryAudience(
-                self.registry, registered_only=lambda app: registered_only.get(app, False)
-            )
             self.worker = Worker(
                 self.outbox,
                 self.pool,
-                audience,
+                RegistryAudience(self.registry, self.app_config),
                 settings=self.settings.worker,
                 metrics=self.metrics,
                 webhooks=self.webhooks,
+                fingerprint=self.fingerprints.get,
             )
         self.credentials_loaded = bool(providers)
+
+    def use_config(self, config: Config) -> None:
+        """Take each app's full settings from ``config``: its APNs environment for raw tokens, and a
+        fingerprint of its credentials kept with a pause (see :mod:`.pausing`)."""
+        self.app_configs = dict(config.apps)
+        self.fingerprints.clear()
+        self.fingerprints.update({name: credentials_fingerprint(app) for name, app in config.apps.items()})
+
+    def app_config(self, name: str) -> AppConfig:
+        """The app's settings; without :meth:`use_config`, only what the constructor was told."""
+        found = self.app_configs.get(name)
+        if found is not None:
+            return found
+        return AppConfig(name=name, bundle_id=name, registered_tokens_only=(self.apps or {}).get(name, False))
 
     def knows_app(self, app: str) -> bool:
         return self.apps is None or app in self.apps

@@ -14,11 +14,9 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from pathlib import Path
-from types import TracebackType
 
-from .._batching import send_many as _send_many
+from .._batching import BatchClient
 from .._exceptions import ConfigurationError
 from ..apns.payload import render
 from ..notification import Notification
@@ -43,7 +41,7 @@ def _write_payload(body: bytes) -> Path:
     return Path(name)
 
 
-class SimulatorClient:
+class SimulatorClient(BatchClient[str]):
     """Push to simulators on this Mac for one app (``bundle_id``)."""
 
     def __init__(
@@ -58,17 +56,6 @@ class SimulatorClient:
         self._xcrun = xcrun
         self.concurrency = concurrency
         self.timeout = timeout
-
-    async def __aenter__(self) -> SimulatorClient:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Nothing stays open between pushes; present for the common client shape."""
 
     async def send(self, notification: Notification, token: str) -> DeliveryResult:
         request = render(notification, topic=self.bundle_id)
@@ -121,12 +108,3 @@ class SimulatorClient:
         return DeliveryResult(
             token, Outcome.FAILED, reason=f"xcrun simctl push failed (exit {process.returncode}): {detail}"
         )
-
-    def send_many(
-        self,
-        items: Iterable[tuple[Notification, str, object]] | AsyncIterable[tuple[Notification, str, object]],
-        *,
-        concurrency: int | None = None,
-    ) -> AsyncIterator[DeliveryResult]:
-        """Send every ``(notification, udid, tag)``; results (with ``.tag``) in completion order."""
-        return _send_many(items, self.send, limit=concurrency or self.concurrency)

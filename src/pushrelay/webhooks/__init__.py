@@ -1,6 +1,16 @@
-"""Feedback webhooks: batched, HMAC-signed JSON events per app (see :mod:`.dispatcher`)."""
+"""Feedback webhooks: durable, batched, HMAC-signed JSON events per app (see :mod:`.dispatcher`)."""
 
-from .dispatcher import WebhookDispatcher, WebhookTarget
+from .dispatcher import WebhookDispatcher, WebhookSettings, WebhookTarget
 from .signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify
+from .store import WebhookEventStore
 
-__all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "WebhookDispatcher", "WebhookTarget", "sign", "verify"]
+__all__ = [
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "WebhookDispatcher",
+    "WebhookEventStore",
+    "WebhookSettings",
+    "WebhookTarget",
+    "sign",
+    "verify",
+]

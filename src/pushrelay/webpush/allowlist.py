@@ -53,8 +53,11 @@ class EndpointAllowList:
             key = (host.strip("[]"), int(port) if port else 443)
             (self._suffixes if wildcard else self._exact).add(key)
 
-    def reason_refused(self, endpoint: str) -> str | None:
-        """Why ``endpoint`` may not be used, or None when it may (the endpoint is never quoted)."""
+    def reason_refused(
+        self, endpoint: str, *, where: str = "the Web Push allow-list (allowed_hosts)"
+    ) -> str | None:
+        """Why ``endpoint`` may not be used, or None when it may (the endpoint is never quoted, it is
+        a bearer capability; ``where`` names the list in the message)."""
         try:
             parts = urllib.parse.urlsplit(endpoint)
             port = parts.port or 443
@@ -69,7 +72,7 @@ class EndpointAllowList:
             if port == allowed_port and host.endswith("." + suffix):
                 return None
         shown = host if port == 443 else f"{host}:{port}"
-        return f"push endpoint host {shown} is not in the Web Push allow-list (allowed_hosts)"
+        return f"push endpoint host {shown} is not in {where}: not an allowed push service"
 
     def allows(self, endpoint: str) -> bool:
         return self.reason_refused(endpoint) is None

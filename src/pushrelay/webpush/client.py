@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import time
 import urllib.parse
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
 
-from .._batching import send_many as _send_many
+from .._batching import BatchClient
 from .._exceptions import ConfigurationError
 from ..fcm.errors import parse_retry_after
 from ..notification import Notification
@@ -41,7 +40,7 @@ __all__ = ["WebPushClient"]
 Subscriptionish = WebSubscription | Mapping[str, Any]
 
 
-class WebPushClient:
+class WebPushClient(BatchClient[Subscriptionish]):
     """Send notifications to browsers' push subscriptions with one VAPID identity."""
 
     def __init__(
@@ -74,14 +73,6 @@ class WebPushClient:
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=min(concurrency, 50)),
         )
         self._rendered: tuple[Notification, bytes] | None = None
-
-    async def __aenter__(self) -> WebPushClient:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -136,15 +127,10 @@ class WebPushClient:
             retry_after=retry_after,
         )
 
-    def send_many(
-        self,
-        items: Iterable[tuple[Notification, Subscriptionish, object]]
-        | AsyncIterable[tuple[Notification, Subscriptionish, object]],
-        *,
-        concurrency: int | None = None,
-    ) -> AsyncIterator[DeliveryResult]:
-        """Send every ``(notification, subscription, tag)``; results (with ``.tag``) in completion order."""
-        return _send_many(items, self.send, limit=concurrency or self.concurrency, token_text=_endpoint_of)
+    def _token_text(self, token: Subscriptionish) -> str:
+        if isinstance(token, WebSubscription):
+            return token.endpoint
+        return str(token.get("endpoint", "")) if isinstance(token, Mapping) else ""
 
     def _plaintext(self, notification: Notification) -> bytes:
         cached = self._rendered
@@ -160,12 +146,6 @@ def _origin(endpoint: str) -> str:
     parts = urllib.parse.urlsplit(endpoint)
     netloc = parts.netloc.lower()
     return f"https://{netloc.removesuffix(':443')}"
-
-
-def _endpoint_of(token: Subscriptionish) -> str:
-    if isinstance(token, WebSubscription):
-        return token.endpoint
-    return str(token.get("endpoint", "")) if isinstance(token, Mapping) else ""
 
 
 def _short_text(response: httpx.Response) -> str:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import AsyncIterator
 
+from .._batching import PairProvider
 from ..config.model import AppConfig
 from ..notification import Notification
 from ..outcome import DeliveryResult, Outcome
@@ -49,8 +49,10 @@ def subscription_of(target: Target) -> WebSubscription:
     return WebSubscription(target.token, target.web_p256dh, target.web_auth)
 
 
-class WebPushProvider:
+class WebPushProvider(PairProvider[Target]):
     """Delivers one app's web devices (``[apps.NAME.webpush]``)."""
+
+    target_type = Target
 
     def __init__(self, app: AppConfig, channel: Channel) -> None:
         if app.webpush is None:
@@ -60,35 +62,12 @@ class WebPushProvider:
             )
         self._client = _shared_settings(app).client()
 
-    async def __aenter__(self) -> WebPushProvider:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._client.aclose()
-
-    async def deliver(
-        self, items: AsyncIterator[tuple[Notification, Target]]
-    ) -> AsyncIterator[tuple[Target, DeliveryResult]]:
-        dead: list[tuple[Target, DeliveryResult]] = []
-
-        async def as_items() -> AsyncIterator[tuple[Notification, WebSubscription, object]]:
-            async for notification, target in items:
-                try:
-                    subscription = subscription_of(target)
-                except SubscriptionError as exc:
-                    # Stored without usable keys: it can never be delivered, retire it.
-                    dead.append((target, DeliveryResult(target.token, Outcome.TOKEN_DEAD, reason=str(exc))))
-                    continue
-                yield notification, subscription, target
-
-        results = self._client.send_many(as_items())
+    def prepare(
+        self, pair: tuple[Notification, Target]
+    ) -> tuple[Notification, WebSubscription, Target] | DeliveryResult:
+        notification, target = pair
         try:
-            async for result in results:
-                while dead:
-                    yield dead.pop()
-                assert isinstance(result.tag, Target)
-                yield result.tag, result
-            while dead:
-                yield dead.pop()
-        finally:
-            await results.aclose()  # type: ignore[attr-defined]
+            return notification, subscription_of(target), target
+        except SubscriptionError as exc:
+            # Stored without usable keys: it can never be delivered, retire it.
+            return DeliveryResult(target.token, Outcome.TOKEN_DEAD, reason=str(exc), tag=target)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .._exceptions import ConfigurationError, CredentialsError
+from .._toml_table import TableReader
 from .allowlist import DEFAULT_ALLOWED_HOSTS, EndpointAllowList
 from .client import WebPushClient
 from .payload import DEFAULT_TTL
@@ -52,67 +53,53 @@ class WebPushSettings:
         Relative paths are resolved against ``base_dir``, else the folder of ``file``, else the
         working directory.
         """
-        where = f" in {file}" if file else ""
-        source = str(file) if file else None
-
-        def fail(key: str, message: str) -> ConfigurationError:
-            return ConfigurationError(
-                f"[{table}] {key}{where}: {message}", field=f"{table}.{key}", file=source
-            )
-
-        unknown = sorted(set(d) - _KNOWN)
-        if unknown:
-            raise fail(unknown[0], f"unknown key; expected one of {', '.join(sorted(_KNOWN))}")
-        base = Path(base_dir) if base_dir is not None else Path(file).parent if file else Path.cwd()
-
-        def path(key: str) -> Path:
-            value = d[key]
-            if not isinstance(value, str) or not value:
-                raise fail(key, f"expected a file path, got {value!r}")
-            return Path(value) if Path(value).is_absolute() else (base / value).resolve()
-
+        t = TableReader(d, table=table, file=file, base_dir=base_dir)
+        t.refuse_unknown(_KNOWN)
         subject = d.get("vapid_subject")
         if not isinstance(subject, str) or not subject.startswith(("mailto:", "https://")):
-            raise fail(
+            raise t.fail(
                 "vapid_subject",
                 "expected a mailto: address or an https:// URL the push services can contact you at, "
                 f"got {subject!r}",
             )
-        has_file, has_inline = "vapid_private_key_file" in d, "vapid_private_key" in d
+        has_file, has_inline = "vapid_private_key_file" in t, "vapid_private_key" in t
         if has_file == has_inline:
-            raise fail(
+            raise t.fail(
                 "vapid_private_key_file",
                 "give exactly one of vapid_private_key_file or vapid_private_key "
-                "(create a key pair with `pushrelay vapid-keys`)",
+                "(create a key pair with `pushrelay keys vapid`)",
             )
+        key = "vapid_private_key_file" if has_file else "vapid_private_key"
         try:
             if has_file:
-                vapid = VapidKey.from_file(path("vapid_private_key_file"), subject=subject)
+                path = t.path(key)
+                assert path is not None
+                vapid = VapidKey.from_file(path, subject=subject)
             else:
-                inline = d["vapid_private_key"]
+                inline = d[key]
                 if not isinstance(inline, str):
-                    raise fail("vapid_private_key", "expected the base64url private key as text")
+                    raise t.fail(key, "expected the base64url private key as text")
                 vapid = VapidKey.from_string(inline, subject=subject)
         except CredentialsError as exc:
-            key = "vapid_private_key_file" if has_file else "vapid_private_key"
+            where = f" in {t.file}" if t.file else ""
             raise CredentialsError(
-                f"[{table}] {key}{where}: {exc}", field=f"{table}.{key}", file=exc.file or source
+                f"[{table}] {key}{where}: {exc}", field=f"{table}.{key}", file=exc.file or t.file
             ) from None
         allowed: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS
-        if "allowed_hosts" in d:
+        if "allowed_hosts" in t:
             value = d["allowed_hosts"]
             if not isinstance(value, list | tuple) or not value:
-                raise fail("allowed_hosts", f"expected a non-empty list of host names, got {value!r}")
+                raise t.fail("allowed_hosts", f"expected a non-empty list of host names, got {value!r}")
             try:
                 EndpointAllowList(value)
             except ConfigurationError as exc:
-                raise fail("allowed_hosts", str(exc)) from None
+                raise t.fail("allowed_hosts", str(exc)) from None
             allowed = tuple(value)
-        ttl = d.get("ttl", DEFAULT_TTL)
-        if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 0:
-            raise fail("ttl", f"expected whole seconds >= 0, got {ttl!r}")
-        ca_file = path("ca_file") if "ca_file" in d else None
-        return cls(vapid, allowed, ttl, ca_file)
+        ttl = int(t.seconds("ttl", DEFAULT_TTL, whole=True))
+        return cls(vapid, allowed, ttl, t.path("ca_file"))
+
+    def allow_list(self) -> EndpointAllowList:
+        return EndpointAllowList(self.allowed_hosts)
 
     def client(self, **kwargs: Any) -> WebPushClient:
         """A :class:`WebPushClient` for these settings (extra keywords go to its constructor)."""

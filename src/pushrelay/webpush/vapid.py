@@ -111,7 +111,7 @@ class VapidKey:
         if len(raw) != 32:
             raise CredentialsError(
                 "vapid_private_key must be the 32-byte private key in base64url (as printed by "
-                "`pushrelay vapid-keys`) or a PEM private key",
+                "`pushrelay keys vapid`) or a PEM private key",
                 field="vapid_private_key",
             )
         try:
@@ -130,7 +130,7 @@ class VapidKey:
             data = path.read_bytes()
         except FileNotFoundError:
             raise CredentialsError(
-                f"VAPID key file {path} does not exist (create one with `pushrelay vapid-keys --out {path}`)",
+                f"VAPID key file {path} does not exist (create one with `pushrelay keys vapid --out {path}`)",
                 field="vapid_private_key_file",
                 file=str(path),
             ) from None

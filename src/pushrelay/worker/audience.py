@@ -6,22 +6,21 @@ million devices streams with bounded memory, and resumes from a cursor after a c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
-from ..queue.interface import ExpansionJob
+from ..outcome import DeliveryResult
+from ..queue.interface import DeviceRef, ExpansionJob
 
 __all__ = ["Audience", "DeviceRef", "Expansion"]
-
-DeviceRef = tuple[str, str, str | None, str | None]
-"""(platform, token, environment, email)"""
 
 
 @dataclass
 class Expansion:
-    """Chunks of devices with the cursor to resume after each; warnings/errors are complete once the
-    iteration is over (4D's texts)."""
+    """Chunks of devices, each with the cursor to resume after it, and the recipient warnings and
+    errors in 4D's words."""
 
     chunks: Iterator[tuple[list[DeviceRef], str | None]]
     warnings: list[str] = field(default_factory=list)
@@ -31,4 +30,10 @@ class Expansion:
 class Audience(Protocol):
     def expand(self, job: ExpansionJob, *, chunk: int) -> Expansion: ...
 
-    def retire(self, app: str, token: str, reason: str, invalid_since_ms: int | None) -> bool: ...
+    def expand_many(self, jobs: Sequence[ExpansionJob], *, chunk: int) -> list[Expansion]:
+        """:meth:`expand` for many small jobs at once (one registry round trip for all of them)."""
+        ...
+
+    def retire(self, app: str, results: Iterable[DeliveryResult], *, sent_at: datetime) -> list[str]:
+        """Retire the devices that ``results`` report dead; returns the tokens retired."""
+        ...

@@ -1,113 +1,133 @@
-"""The worker's :class:`~.audience.Audience` backed by the device registry.
+"""The worker's :class:`~.audience.Audience`: the library's recipient rules over the registry.
 
-It applies the recipient rules of SPEC §2 with 4D's texts: unknown e-mail addresses and retired
-devices become warnings, a raw token that is not registered is still delivered (with a warning)
-unless the app is ``registered_tokens_only``, and a token reachable through several addresses is
-sent once. The registry helper's own resolver, once published, should replace the rules here.
+Nothing here decides who receives what: :func:`pushrelay.push.targets.plan_send` (e-mail
+addresses and tokens, 4D's warning texts, each token once, retired devices skipped, unregistered
+tokens sent or refused per ``registered_tokens_only``), :func:`~pushrelay.push.targets.plan_all`
+and :func:`~pushrelay.push.targets.stream_all` (``all``), and
+:func:`pushrelay.registry.hygiene.retire_dead_tokens` serve ``PushNotification`` and the service
+alike. This module only turns their targets into delivery rows, chunk by chunk.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from datetime import datetime
 
-from ..queue.interface import ExpansionJob
-from ..registry.devices import DeviceRegistry
-from ..registry.tokens import guess_platform
-from .audience import DeviceRef, Expansion
+from ..config.model import AppConfig
+from ..fourd.recipients import Recipients, parse_recipients
+from ..outcome import DeliveryResult
+from ..push.result import messages
+from ..push.targets import Target, plan_all, plan_send, stream_all
+from ..queue.interface import DeviceRef, ExpansionJob
+from ..registry.devices import DeviceRecord, DeviceRegistry
+from ..registry.hygiene import retire_dead_tokens
+from ..registry.tokens import PLATFORMS, normalize_email
+from .audience import Expansion
 
 __all__ = ["RegistryAudience"]
 
 
+def _ref(target: Target) -> DeviceRef:
+    return (target.platform, target.token, target.environment, target.email)
+
+
+def _parse(job: ExpansionJob) -> Recipients:
+    return parse_recipients(
+        {"mails": list(job.recipients.emails), "deviceTokens": list(job.recipients.device_tokens)}
+    )
+
+
+def _chunked(refs: list[DeviceRef], size: int) -> Iterator[tuple[list[DeviceRef], str | None]]:
+    # explicit lists are bounded by the request size: no cursor needed to resume them
+    for i in range(0, len(refs), size):
+        yield refs[i : i + size], None
+
+
+class _Prefetched:
+    """The devices that many recipient lists of one app name, read once; answers
+    :func:`plan_send`'s two questions (see :class:`~pushrelay.push.targets.DeviceLookup`)."""
+
+    def __init__(self, registry: DeviceRegistry, app: str, emails: set[str], tokens: set[str]) -> None:
+        self.app = app
+        self._by_email = list(registry.for_emails(app, emails)) if emails else []
+        self._by_token = registry.find_tokens(app, tokens) if tokens else {}
+
+    def for_emails(
+        self, app: str, emails: Iterable[str], *, platforms: Collection[str] | None = None
+    ) -> Iterator[DeviceRecord]:
+        assert app == self.app and platforms is None
+        wanted = {normalize_email(e) for e in emails}
+        return (d for d in self._by_email if normalize_email(d.email or "") in wanted)
+
+    def find_tokens(self, app: str, tokens: Iterable[str]) -> dict[str, DeviceRecord]:
+        assert app == self.app
+        return {t: self._by_token[t] for t in tokens if t in self._by_token}
+
+
 class RegistryAudience:
-    def __init__(
-        self, registry: DeviceRegistry, *, registered_only: Callable[[str], bool] = lambda app: False
-    ):
+    """``app_config(name)`` gives the app's settings (its APNs environment, whether raw tokens
+    must be registered)."""
+
+    def __init__(self, registry: DeviceRegistry, app_config: Callable[[str], AppConfig]) -> None:
         self.registry = registry
-        self.registered_only = registered_only
+        self.app_config = app_config
 
     def expand(self, job: ExpansionJob, *, chunk: int) -> Expansion:
-        exp = Expansion(iter(()))
-        platforms = list(job.targets) or None
+        app = self.app_config(job.app)
+        platforms = tuple(job.targets) or tuple(PLATFORMS)
         if job.recipients.all:
-            exp.chunks = self._stream_all(job, platforms, chunk)
-            return exp
-        exp.chunks = self._explicit(job, platforms, chunk, exp)
-        return exp
+            _total, plan, errors = plan_all(self.registry, app, platforms)
+            after = int(job.cursor) if job.cursor else 0  # resume a crashed expansion
+            chunks = self._stream(app, platforms, after, chunk) if not errors else iter(())
+            return Expansion(chunks, plan.warnings, errors)
+        recipients = _parse(job)
+        if recipients.empty:
+            return Expansion(iter(()), errors=[messages.BOTH_EMPTY])
+        plan = plan_send(self.registry, app, recipients, platforms)
+        return Expansion(_chunked([_ref(t) for t in plan.targets], chunk), plan.warnings)
 
-    def _stream_all(
-        self, job: ExpansionJob, platforms: list[str] | None, chunk: int
+    def expand_many(self, jobs: Sequence[ExpansionJob], *, chunk: int) -> list[Expansion]:
+        """:meth:`expand` for many explicit recipient lists at once: the devices they name are read
+        in one query per app and kind (instead of a query or two per notification), then each
+        list is planned by the same rules."""
+        out: dict[str, Expansion] = {}
+        by_app: dict[str, list[tuple[ExpansionJob, Recipients]]] = {}
+        for job in jobs:
+            if job.recipients.all:
+                out[job.notification_id] = self.expand(job, chunk=chunk)
+                continue
+            parsed = _parse(job)
+            if parsed.empty:
+                out[job.notification_id] = Expansion(iter(()), errors=[messages.BOTH_EMPTY])
+            else:
+                by_app.setdefault(job.app, []).append((job, parsed))
+        for app_name, items in by_app.items():
+            lookup = _Prefetched(
+                self.registry,
+                app_name,
+                {e for _, r in items for e in r.emails},
+                {t for _, r in items for t in r.tokens},
+            )
+            app = self.app_config(app_name)
+            for job, parsed in items:
+                plan = plan_send(lookup, app, parsed, tuple(job.targets) or tuple(PLATFORMS))
+                out[job.notification_id] = Expansion(
+                    _chunked([_ref(t) for t in plan.targets], chunk), plan.warnings
+                )
+        return [out[job.notification_id] for job in jobs]
+
+    def _stream(
+        self, app: AppConfig, platforms: tuple[str, ...], after: int, chunk: int
     ) -> Iterator[tuple[list[DeviceRef], str | None]]:
-        after = int(job.cursor) if job.cursor else 0  # resume a crashed expansion
         batch: list[DeviceRef] = []
         last = after
-        for d in self.registry.stream(job.app, platforms=platforms, page_size=chunk):
-            if d.id <= after:
-                continue
-            batch.append((d.platform, d.token, d.environment, d.email))
-            last = d.id
+        for device_id, target in stream_all(self.registry, app, platforms, after=after):
+            batch.append(_ref(target))
+            last = device_id
             if len(batch) >= chunk:
                 yield batch, str(last)
                 batch = []
         yield batch, str(last)
 
-    def _explicit(
-        self, job: ExpansionJob, platforms: list[str] | None, chunk: int, exp: Expansion
-    ) -> Iterator[tuple[list[DeviceRef], str | None]]:
-        r = job.recipients
-        if not r.emails and not r.device_tokens:
-            exp.errors.append("No recipient given")
-            return
-        seen: set[str] = set()
-        batch: list[DeviceRef] = []
-        found_emails: set[str] = set()
-        for d in self.registry.for_emails(job.app, r.emails, platforms=platforms):
-            found_emails.add((d.email or "").lower())
-            if not d.active:
-                exp.warnings.append(f"Device {d.masked_token} of {d.email} is retired ({d.retired_reason})")
-                continue
-            if d.token in seen:
-                continue
-            seen.add(d.token)
-            batch.append((d.platform, d.token, d.environment, d.email))
-            if len(batch) >= chunk:
-                yield batch, None
-                batch = []
-        for e in r.emails:
-            if e.strip().lower() not in found_emails:
-                exp.warnings.append(f"No session file was found for the following mail address : {e}")
-        known = self.registry.find_tokens(job.app, r.device_tokens) if r.device_tokens else {}
-        for t in r.device_tokens:
-            rec = known.get(t)
-            if rec is not None:
-                d = rec
-                if not d.active:
-                    exp.warnings.append(f"Device token {d.masked_token} is retired ({d.retired_reason})")
-                    continue
-                if platforms is not None and d.platform not in platforms:
-                    continue
-                ref: DeviceRef = (d.platform, d.token, d.environment, d.email)
-            else:
-                if self.registered_only(job.app):
-                    exp.warnings.append(f"Device token {t[:4]}… is not registered for {job.app}; not sent")
-                    continue
-                platform = guess_platform(t)
-                if platforms is not None and platform not in platforms:
-                    continue
-                exp.warnings.append(f"Device token {t[:4]}… is not registered for {job.app}; sent anyway")
-                ref = (platform, t, None, None)
-            if ref[1] in seen:
-                continue
-            seen.add(ref[1])
-            batch.append(ref)
-            if len(batch) >= chunk:
-                yield batch, None
-                batch = []
-        if batch:
-            yield batch, None
-        if not seen:
-            exp.errors.append("No recipient found")
-
-    def retire(self, app: str, token: str, reason: str, invalid_since_ms: int | None) -> bool:
-        before = datetime.fromtimestamp(invalid_since_ms / 1000, UTC) if invalid_since_ms else None
-        return self.registry.retire(app, token, reason, registered_before=before)
+    def retire(self, app: str, results: Iterable[DeliveryResult], *, sent_at: datetime) -> list[str]:
+        return retire_dead_tokens(self.registry, app, results, sent_at=sent_at)

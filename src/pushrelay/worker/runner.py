@@ -6,6 +6,11 @@ sent and recorded after the provider answered. A crash in between leaves the lea
 and the delivery is sent again with the apns-id it has had since it was created, so the device
 (or anyone reading the sandbox records) sees a duplicate, never a loss. Results are recorded in
 small batches while a chunk is still streaming, which keeps that duplicate window small.
+
+A provider that calls an app's configuration broken pauses the app (see
+:mod:`pushrelay.queue.pauses`): this worker logs it loudly, tells the app's webhook, and parks the
+deliveries. When the app is resumed, its deliveries are claimable again; the first chunk of it
+this worker claims afterwards gets fresh provider clients, since the old ones refuse to send.
 """
 
 from __future__ import annotations
@@ -17,23 +22,26 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from .._exceptions import NotificationError
+from .._exceptions import ConfigurationError, NotificationError
 from ..logs import event, get_logger
 from ..notification import Notification
 from ..outcome import DeliveryResult, Outcome
-from ..queue.interface import ClaimedDelivery, ExpansionJob
-from ..queue.sql import SqlOutbox
+from ..queue.interface import ClaimedDelivery, ExpansionJob, Outbox
 from ..server.metrics import Metrics
 from ..webhooks.dispatcher import WebhookDispatcher
 from .audience import Audience
-from .providers import Item, ProviderPool, UnknownTarget
+from .pool import AppProviderPool
+from .providers import Item, UnknownTarget
 
 __all__ = ["Worker", "WorkerSettings"]
 
 log = get_logger("worker")
+
+Results = list[tuple[ClaimedDelivery, DeliveryResult]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,32 +54,39 @@ class WorkerSettings:
     expand_chunk: int = 1000  # devices read from the registry per transaction
     sweep_every: float = 5.0
     shutdown_grace: float = 10.0  # seconds in-flight chunks may take to finish at shutdown
+    paused_reminder: float = 300.0  # seconds between two log lines about a paused app
 
 
 class Worker:
     def __init__(
         self,
-        outbox: SqlOutbox,
-        pool: ProviderPool,
+        outbox: Outbox,
+        pool: AppProviderPool,
         audience: Audience,
         *,
         settings: WorkerSettings | None = None,
         metrics: Metrics | None = None,
         webhooks: WebhookDispatcher | None = None,
         worker_id: str | None = None,
+        fingerprint: Callable[[str], str | None] = lambda app: None,
     ) -> None:
+        """``fingerprint(app)`` identifies the credentials this worker uses for ``app``; it is kept
+        with a pause so that a restart with other credentials resumes the app by itself."""
         self.outbox = outbox
         self.pool = pool
         self.audience = audience
         self.settings = settings or WorkerSettings()
         self.metrics = metrics
         self.webhooks = webhooks
+        self.fingerprint = fingerprint
         self.id = worker_id or f"{socket.gethostname()[:30]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._wake = asyncio.Event()
         self._stopping = False
         self._stop_event = asyncio.Event()
         self._payloads: dict[str, Notification | NotificationError] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._refused: set[str] = set()  # apps whose clients here were refused (config_broken)
+        self._reminded: dict[str, float] = {}  # paused app -> when we last logged it
 
     # -- control -----------------------------------------------------------------------------
     def wake(self) -> None:
@@ -112,6 +127,10 @@ class Worker:
             await asyncio.wait_for(self._wake.wait(), self.settings.poll)
         self._wake.clear()
 
+    def _wake_from_thread(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
     # -- expansion -----------------------------------------------------------------------------
     async def _expand_loop(self) -> None:
         while not self._stopping:
@@ -121,12 +140,12 @@ class Worker:
                 )
                 small = [j for j in jobs if not j.recipients.all]
                 if small:
-                    await asyncio.to_thread(self._expand_small, small)
+                    self._completed(await asyncio.to_thread(self._expand_small, small))
                 for job in jobs:
                     if self._stopping:
                         break
                     if job.recipients.all:
-                        await asyncio.to_thread(self._expand, job)
+                        self._completed(await asyncio.to_thread(self._expand, job))
                 if jobs:
                     self._wake.set()
                     continue
@@ -134,7 +153,7 @@ class Worker:
                 event(log, logging.ERROR, "worker.expand_failed", worker=self.id, error=repr(exc))
             await self._idle()
 
-    def _expand(self, job: ExpansionJob) -> None:
+    def _expand(self, job: ExpansionJob) -> list[str]:
         exp = self.audience.expand(job, chunk=self.settings.expand_chunk)
         total = 0
         for devices, cursor in exp.chunks:
@@ -142,7 +161,7 @@ class Worker:
                 job.notification_id, devices, cursor=cursor, worker_id=self.id, lease=self.settings.lease
             )
             if n < 0:  # cancelled, or our lease went to another worker
-                return
+                return []
             total += n
             self._wake_from_thread()
         done = self.outbox.finish_expansion(job.notification_id, warnings=exp.warnings, errors=exp.errors)
@@ -156,64 +175,51 @@ class Worker:
             warnings=len(exp.warnings),
             errors=len(exp.errors),
         )
-        self._completed_from_thread(done)
+        return done
 
-    def _expand_small(self, jobs: list[ExpansionJob]) -> None:
+    def _expand_small(self, jobs: list[ExpansionJob]) -> list[str]:
         """Explicit recipient lists are bounded by the request size: resolve them in memory and
         commit many notifications in one transaction."""
         batch = []
-        for job in jobs:
-            exp = self.audience.expand(job, chunk=self.settings.expand_chunk)
+        for job, exp in zip(
+            jobs, self.audience.expand_many(jobs, chunk=self.settings.expand_chunk), strict=True
+        ):
             devices = [d for chunk, _ in exp.chunks for d in chunk]
             batch.append((job.notification_id, devices, exp.warnings, exp.errors))
         done = self.outbox.expand_many(self.id, batch)
         self._wake_from_thread()
         event(log, logging.DEBUG, "notifications.expanded", count=len(batch))
-        self._completed_from_thread(done)
+        return done
 
-    def _wake_from_thread(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake.set)
-
-    def _completed_from_thread(self, ids: list[str]) -> None:
-        if ids and self._loop is not None:
-            self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._completed(ids)))
-
-    async def _completed(self, ids: list[str]) -> None:
-        for st in await asyncio.to_thread(self.outbox.summaries, ids):
-            nid = st.id
-            event(
-                log,
-                logging.DEBUG,
-                "notification.completed",
-                id=nid,
-                app=st.app,
-                **{k: v for k, v in st.counts.items() if k != "total"},
-            )
-            if self.webhooks is not None:
-                self.webhooks.emit(
-                    st.app,
-                    "notification.completed",
-                    {
-                        "id": nid,
-                        "state": st.state,
-                        "counts": st.counts,
-                        "success": st.success,
-                        "warnings": st.warnings,
-                        "errors": st.errors,
-                    },
-                )
+    def _completed(self, ids: list[str]) -> None:
+        """Notifications just completed: their webhook events were written with the completion."""
+        if not ids:
+            return
+        event(log, logging.DEBUG, "notifications.completed", count=len(ids))
+        if self.webhooks is not None:
+            self.webhooks.wake()
 
     async def _sweep_loop(self) -> None:
         while not self._stopping:
             try:
-                done = await asyncio.to_thread(self.outbox.sweep)
-                if done:
-                    await self._completed(done)
+                self._completed(await asyncio.to_thread(self.outbox.sweep))
+                await self._remind_paused()
             except Exception as exc:
                 event(log, logging.ERROR, "worker.sweep_failed", worker=self.id, error=repr(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop_event.wait(), self.settings.sweep_every)
+
+    async def _remind_paused(self) -> None:
+        """A paused app is an outage the operator must act on: say so again every few minutes
+        (the start of the service and the pause itself have said it already)."""
+        now = time.monotonic()
+        for pause in await asyncio.to_thread(self.outbox.paused_apps):
+            said = self._reminded.setdefault(pause.app, now)
+            if now - said >= self.settings.paused_reminder:
+                self._reminded[pause.app] = now
+                event(log, logging.ERROR, "app.still_paused", app=pause.app, reason=pause.reason,
+                      since=pause.paused_at.isoformat(timespec="seconds") + "Z",
+                      hint=f"fix the configuration, then run: pushrelay apps resume {pause.app}")  # fmt: skip
 
     # -- delivery ------------------------------------------------------------------------------
     async def _deliver_loop(self, index: int) -> None:
@@ -231,7 +237,7 @@ class Worker:
                 continue
             if len(claimed) == self.settings.chunk:
                 self._wake.set()  # more is waiting: let an idle sibling loop claim too
-            await self._deliver(claimed)
+            await self._deliver(claimed, datetime.now(UTC))
 
     async def _notifications(self, ids: set[str]) -> dict[str, Notification | NotificationError]:
         missing = [i for i in ids if i not in self._payloads]
@@ -251,10 +257,10 @@ class Worker:
                     del self._payloads[k]
         return {i: self._payloads[i] for i in ids if i in self._payloads}
 
-    async def _deliver(self, claimed: list[ClaimedDelivery]) -> None:
+    async def _deliver(self, claimed: list[ClaimedDelivery], sent_at: datetime) -> None:
         notes = await self._notifications({c.notification_id for c in claimed})
         groups: dict[tuple[str, str, str | None], list[ClaimedDelivery]] = {}
-        ready: list[tuple[ClaimedDelivery, DeliveryResult]] = []
+        ready: Results = []
         for c in claimed:
             n = notes.get(c.notification_id)
             if isinstance(n, Notification):
@@ -263,30 +269,42 @@ class Worker:
                 reason = f"invalid notification: {n}" if n is not None else "notification row is missing"
                 ready.append((c, DeliveryResult(c.token, Outcome.PAYLOAD_REJECTED, 0, reason)))
         if ready:
-            await self._record(ready)
-        await asyncio.gather(*(self._send_group(key, items, notes) for key, items in groups.items()))
+            await self._record(ready, sent_at)
+        for app in {app for app, _platform, _env in groups} & self._refused:
+            # claimed again, so resumed: the clients that were refused would refuse again
+            self._refused.discard(app)
+            await self.pool.discard(app)
+        await asyncio.gather(*(self._send_group(key, items, notes, sent_at) for key, items in groups.items()))
 
     async def _send_group(
         self,
         key: tuple[str, str, str | None],
         group: list[ClaimedDelivery],
         notes: dict[str, Notification | NotificationError],
+        sent_at: datetime,
     ) -> None:
         app, platform, environment = key
         by_id = {c.id: c for c in group}
         try:
             client = await self.pool.get(app, platform, environment)
         except UnknownTarget as exc:
-            await self._record([(c, DeliveryResult(c.token, Outcome.FAILED, 0, str(exc))) for c in group])
-            return
-        except Exception as exc:  # credentials unreadable, connection refused at open...
-            event(log, logging.ERROR, "provider.open_failed", app=app, platform=platform, error=repr(exc))
             await self._record(
-                [
-                    (c, DeliveryResult(c.token, Outcome.RETRY, 0, f"provider unavailable: {exc}"))
-                    for c in group
-                ]
+                [(c, DeliveryResult(c.token, Outcome.FAILED, 0, str(exc))) for c in group], sent_at
             )
+            return
+        except ConfigurationError as exc:  # a key file gone or unreadable: fixing it is the operator's job
+            event(log, logging.ERROR, "provider.open_failed", app=app, platform=platform, error=str(exc))
+            broken = [
+                (c, DeliveryResult(c.token, Outcome.CONFIG_BROKEN, 0, f"credentials: {exc}")) for c in group
+            ]
+            await self._record(broken, sent_at)
+            return
+        except Exception as exc:  # connection refused at open...
+            event(log, logging.ERROR, "provider.open_failed", app=app, platform=platform, error=repr(exc))
+            unavailable = [
+                (c, DeliveryResult(c.token, Outcome.RETRY, 0, f"provider unavailable: {exc}")) for c in group
+            ]
+            await self._record(unavailable, sent_at)
             return
         started: dict[int, float] = {}
 
@@ -297,7 +315,7 @@ class Worker:
                 started[c.id] = time.monotonic()
                 yield (note, c.token, c.id, c.apns_id)
 
-        buffer: list[tuple[ClaimedDelivery, DeliveryResult]] = []
+        buffer: Results = []
         try:
             async for res in client.send_many(items()):
                 c = by_id.pop(res.tag, None) if isinstance(res.tag, int) else None
@@ -307,7 +325,7 @@ class Worker:
                     self.metrics.send_latency.labels(app, platform).observe(time.monotonic() - started[c.id])
                 buffer.append((c, res))
                 if len(buffer) >= self.settings.record_every:
-                    await self._record(buffer)
+                    await self._record(buffer, sent_at)
                     buffer = []
         except Exception as exc:
             event(log, logging.ERROR, "provider.send_failed", app=app, platform=platform, error=repr(exc))
@@ -318,10 +336,14 @@ class Worker:
                 for c in by_id.values()
             ]
             if buffer:
-                await asyncio.shield(self._record(buffer))
+                await asyncio.shield(self._record(buffer, sent_at))
 
-    async def _record(self, results: list[tuple[ClaimedDelivery, DeliveryResult]]) -> None:
+    async def _record(self, results: Results, sent_at: datetime) -> None:
+        broken = [(c, res) for c, res in results if res.outcome is Outcome.CONFIG_BROKEN]
+        if broken:
+            await self._pause(broken)
         done = await asyncio.to_thread(self.outbox.record, self.id, results)
+        dead: dict[str, list[tuple[ClaimedDelivery, DeliveryResult]]] = {}
         for c, res in results:
             if self.metrics is not None:
                 if res.outcome is Outcome.RETRY:
@@ -331,38 +353,69 @@ class Worker:
                         c.app, c.platform, res.outcome.value, res.reason or ""
                     ).inc()
             if res.outcome is Outcome.TOKEN_DEAD:
-                await self._retire(c, res)
-            elif res.outcome is Outcome.CONFIG_BROKEN:
-                event(
-                    log, logging.ERROR, "app.config_broken", app=c.app, platform=c.platform, reason=res.reason
-                )
-        if done:
-            await self._completed(done)
+                dead.setdefault(c.app, []).append((c, res))
+        for app, items in dead.items():
+            await self._retire(app, items, sent_at)
+        self._completed(done)
 
-    async def _retire(self, c: ClaimedDelivery, res: DeliveryResult) -> None:
-        reason = res.reason or "token_dead"
+    async def _pause(self, broken: Results) -> None:
+        """Pause each app a provider refused (before its deliveries are parked by ``record``)."""
+        first: dict[str, tuple[ClaimedDelivery, DeliveryResult]] = {}
+        for c, res in broken:
+            first.setdefault(c.app, (c, res))
+        for app, (c, res) in first.items():
+            self._refused.add(app)
+            reason = f"{res.status} {res.reason}" if res.status else str(res.reason or "config_broken")
+            created = await asyncio.to_thread(
+                self.outbox.pause,
+                app,
+                reason,
+                platform=c.platform,
+                by=self.id,
+                fingerprint=self.fingerprint(app),
+            )
+            if not created:
+                continue
+            self._reminded[app] = time.monotonic()
+            event(log, logging.ERROR, "app.paused", app=app, platform=c.platform, reason=reason,
+                  hint=f"deliveries are kept; fix the configuration, then run: pushrelay apps resume {app}")  # fmt: skip
+            if self.webhooks is not None:
+                data = {"platform": c.platform, "reason": reason}
+                await asyncio.to_thread(self.webhooks.emit, app, "app.paused", data)
+
+    async def _retire(self, app: str, items: Results, sent_at: datetime) -> None:
         try:
-            retired = await asyncio.to_thread(
-                self.audience.retire, c.app, c.token, reason, res.token_invalid_since
+            retired = set(
+                await asyncio.to_thread(
+                    self.audience.retire, app, [res for _c, res in items], sent_at=sent_at
+                )
             )
         except Exception as exc:
-            event(log, logging.ERROR, "device.retire_failed", app=c.app, token=c.token, error=repr(exc))
+            event(log, logging.ERROR, "device.retire_failed", app=app, devices=len(items), error=repr(exc))
             return
-        if not retired:
-            return
-        event(
-            log, logging.INFO, "device.retired", app=c.app, platform=c.platform, token=c.token, reason=reason
-        )
-        if self.metrics is not None:
-            self.metrics.tokens_retired.labels(c.app, reason).inc()
-        if self.webhooks is not None:
-            self.webhooks.emit(
-                c.app,
-                "token.retired",
+        events = []
+        for c, res in items:
+            if res.token not in retired:
+                continue
+            reason = res.reason or "token_dead"
+            event(
+                log,
+                logging.INFO,
+                "device.retired",
+                app=app,
+                platform=c.platform,
+                token=c.token,
+                reason=reason,
+            )
+            if self.metrics is not None:
+                self.metrics.tokens_retired.labels(app, reason).inc()
+            events.append(
                 {
                     "platform": c.platform,
                     "token": c.token,
                     "reason": reason,
                     "notification_id": c.notification_id,
-                },
+                }
             )
+        if events and self.webhooks is not None:
+            await asyncio.to_thread(self.webhooks.emit_many, app, "token.retired", events)

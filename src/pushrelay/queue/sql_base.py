@@ -1,0 +1,215 @@
+"""What every part of the SQL outbox shares: the engine, transactions, row building, completion.
+
+SQLite has a single writer: the statement runs under the database write lock, and a
+process-local lock keeps this process's threads (API + workers) from contending for it and
+hitting ``database is locked``. PostgreSQL takes row locks and needs no such lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, exists, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ..webhooks.store import insert_events
+from .interface import DeliveryState, DeviceRef, NotificationState, NotificationStatus
+from .models import AppPauseRow, DeliveryRow, NotificationRow, utcnow
+from .policy import RetryPolicy
+
+__all__ = ["OPEN", "SqlBase", "outcome_counts", "status_from_row"]
+
+N = NotificationRow
+D = DeliveryRow
+OPEN = (DeliveryState.PENDING.value, DeliveryState.IN_FLIGHT.value, DeliveryState.PAUSED.value)
+"""Delivery states that are not final: a notification with one of these is not completed."""
+
+_IN_CHUNK = 500  # values per IN (...) / multi-row INSERT: SQLite allows ~32k bound values
+
+# the columns a new delivery row sets, with their PostgreSQL array element types
+_UNNEST_TYPES = {
+    "notification_id": "varchar",
+    "app": "varchar",
+    "platform": "varchar",
+    "token": "varchar",
+    "environment": "varchar",
+    "email": "varchar",
+    "apns_id": "varchar",
+    "state": "varchar",
+    "next_attempt_at": "timestamp",
+    "expires_at": "timestamp",
+    "attempts": "integer",
+    "created_at": "timestamp",
+    "updated_at": "timestamp",
+}
+_PG_INSERT = text(
+    # built from the constant table above only: no outside text reaches this statement
+    f"INSERT INTO outbox_deliveries ({', '.join(_UNNEST_TYPES)}) "  # noqa: S608
+    f"SELECT * FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in _UNNEST_TYPES.items())}) "
+    "ON CONFLICT (notification_id, token) DO NOTHING RETURNING id"
+)
+
+
+def status_from_row(row: Any, counts: dict[str, int]) -> NotificationStatus:
+    return NotificationStatus(
+        id=row.id,
+        app=row.app,
+        state=row.state,
+        created_at=row.created_at,
+        send_at=row.send_at,
+        expires_at=row.expires_at,
+        completed_at=row.completed_at,
+        counts=counts,
+        warnings=list(row.warnings or []),
+        errors=list(row.errors or []),
+        notification=dict(row.payload or {}),
+        recipients=dict(row.recipients or {}),
+        idempotency_key=row.idempotency_key,
+    )
+
+
+def outcome_counts(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Deliveries per outcome (final ones) or state (open ones), and ``total``, per notification."""
+    counts: dict[str, dict[str, int]] = {nid: {"total": 0} for nid in ids}
+    for i in range(0, len(ids), _IN_CHUNK):
+        q = (
+            select(D.notification_id, D.state, D.outcome, func.count())
+            .where(D.notification_id.in_(list(ids[i : i + _IN_CHUNK])))
+            .group_by(D.notification_id, D.state, D.outcome)
+        )
+        for nid, state, outcome, n in conn.execute(q):
+            c = counts[nid]
+            name = str(outcome if state == DeliveryState.DONE.value else state)
+            c[name] = c.get(name, 0) + int(n)
+            c["total"] += int(n)
+    return counts
+
+
+class SqlBase:
+    def __init__(self, engine: Engine, *, retry: RetryPolicy | None = None) -> None:
+        self.engine = engine
+        self.retry = retry or RetryPolicy()
+        self._pg = engine.dialect.name == "postgresql"
+        self._write_lock: AbstractContextManager[Any] = nullcontext() if self._pg else threading.Lock()
+        #: apps with a webhook: their completions are written as webhook events (same transaction)
+        self.event_apps: Collection[str] = frozenset()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self._write_lock, self.engine.begin() as conn:
+            yield conn
+
+    def _insert(self, table: Any) -> Any:
+        return pg_insert(table) if self._pg else sqlite_insert(table)
+
+    @staticmethod
+    def _paused(conn: Connection) -> set[str]:
+        return set(conn.execute(select(AppPauseRow.app)).scalars())
+
+    def _delivery_rows(
+        self,
+        notification_id: str,
+        app: str,
+        expires_at: datetime,
+        devices: Sequence[DeviceRef],
+        *,
+        paused: bool,
+    ) -> list[dict[str, Any]]:
+        """One row per device. Each gets its ``apns_id`` now, once, so that every attempt, before
+        and after a crash, carries the same one."""
+        now = utcnow()
+        state = (DeliveryState.PAUSED if paused else DeliveryState.PENDING).value
+        return [
+            {
+                "notification_id": notification_id,
+                "app": app,
+                "platform": platform,
+                "token": token,
+                "environment": environment,
+                "email": email,
+                "apns_id": str(uuid.uuid4()),
+                "state": state,
+                "next_attempt_at": now,
+                "expires_at": expires_at,
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for platform, token, environment, email in devices
+        ]
+
+    def _insert_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> int:
+        """Insert delivery rows, skipping a token already there for its notification (an expansion
+        resumed after a crash re-reads its last chunk); returns how many were added."""
+        if not rows:
+            return 0
+        if self._pg:
+            # One array per column (INSERT ... SELECT FROM unnest): a short statement whatever the
+            # number of rows. With a VALUES list (one placeholder per value), turning the
+            # statement's thousands of placeholders into PostgreSQL's was most of the worker's CPU.
+            columns = {name: [row[name] for row in rows] for name in _UNNEST_TYPES}
+            return len(conn.execute(_PG_INSERT, columns).all())
+        # executemany: SQLAlchemy batches the rows into multi-row INSERTs ("insertmanyvalues") with
+        # one cached compilation; RETURNING counts what was added (rowcount is not reliable there)
+        stmt = (
+            self._insert(D.__table__)
+            .on_conflict_do_nothing(index_elements=["notification_id", "token"])
+            .returning(D.id)
+        )
+        return len(conn.execute(stmt, rows).all())
+
+    def _complete(self, conn: Connection, ids: Sequence[str]) -> list[str]:
+        """Mark completed those of ``ids`` that are sending and have no open delivery left; their
+        ``notification.completed`` webhook events are written in this same transaction."""
+        if not ids:
+            return []
+        open_left = exists().where(D.notification_id == N.id, D.state.in_(OPEN))
+        done: list[tuple[str, str]] = []
+        for i in range(0, len(ids), _IN_CHUNK):
+            done += [
+                (r.id, r.app)
+                for r in conn.execute(
+                    update(N)
+                    .where(
+                        N.id.in_(list(ids[i : i + _IN_CHUNK])),
+                        N.state == NotificationState.SENDING.value,
+                        ~open_left,
+                    )
+                    .values(state=NotificationState.COMPLETED.value, completed_at=utcnow())
+                    .returning(N.id, N.app)
+                )
+            ]
+        self._completion_events(conn, [nid for nid, app in done if app in self.event_apps])
+        return [nid for nid, _ in done]
+
+    def _completion_events(self, conn: Connection, ids: list[str]) -> None:
+        for i in range(0, len(ids), _IN_CHUNK):
+            part = ids[i : i + _IN_CHUNK]
+            counts = outcome_counts(conn, part)
+            rows = conn.execute(
+                select(N.id, N.app, N.state, N.warnings, N.errors).where(N.id.in_(part))
+            ).all()
+            insert_events(
+                conn,
+                (
+                    (
+                        r.app,
+                        "notification.completed",
+                        {
+                            "id": r.id,
+                            "state": r.state,
+                            "counts": counts[r.id],
+                            "success": counts[r.id].get("delivered", 0) > 0,
+                            "warnings": list(r.warnings or []),
+                            "errors": list(r.errors or []),
+                        },
+                    )
+                    for r in rows
+                ),
+            )

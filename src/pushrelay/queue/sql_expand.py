@@ -1,0 +1,142 @@
+"""Expansion in the SQL outbox: a notification's recipients become one delivery row per device.
+
+A worker claims notifications due for expansion under a lease (``due_at`` is the lease deadline
+while it expands), writes their deliveries, and marks them ``sending``. An ``all`` audience is
+written chunk by chunk with a cursor committed alongside each chunk, so that a crashed expansion
+resumes where it stopped instead of starting over or skipping devices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlalchemy import bindparam, select, update
+
+from .interface import DeviceRef, ExpansionJob, NotificationState, Recipients
+from .models import utcnow
+from .sql_base import N, SqlBase
+
+__all__ = ["OutboxExpansion"]
+
+_UNEXPANDED = (NotificationState.SCHEDULED.value, NotificationState.PENDING.value)
+_MARK_SENDING = (
+    update(N)
+    .where(N.id == bindparam("b_id"), N.state == NotificationState.EXPANDING.value)
+    .values(
+        state=NotificationState.SENDING.value,
+        warnings=bindparam("b_w"),
+        errors=bindparam("b_e"),
+        lease_owner=None,
+    )
+)
+
+
+class OutboxExpansion(SqlBase):
+    def claim_expansions(self, worker_id: str, *, limit: int, lease: float) -> list[ExpansionJob]:
+        now = utcnow()
+        sub = (
+            select(N.id)
+            .where(
+                N.state.in_([*_UNEXPANDED, NotificationState.EXPANDING.value]),
+                N.due_at <= now,
+                N.expires_at > now,
+            )
+            .order_by(N.due_at)
+            .limit(limit)
+        )
+        if self._pg:
+            sub = sub.with_for_update(skip_locked=True)
+        stmt = (
+            update(N)
+            .where(N.id.in_(sub.scalar_subquery()))
+            .values(
+                state=NotificationState.EXPANDING.value,
+                lease_owner=worker_id,
+                due_at=now + timedelta(seconds=lease),
+            )
+            .returning(N.id, N.app, N.recipients, N.targets, N.cursor)
+        )
+        with self._tx() as conn:
+            rows = conn.execute(stmt).all()
+        return [
+            ExpansionJob(r.id, r.app, Recipients.from_json(r.recipients), tuple(r.targets or ()), r.cursor)
+            for r in rows
+        ]
+
+    def add_deliveries(
+        self,
+        notification_id: str,
+        devices: Sequence[DeviceRef],
+        *,
+        cursor: str | None,
+        worker_id: str,
+        lease: float,
+    ) -> int:
+        """Insert deliveries and move the cursor, in one transaction, while we still hold the
+        expansion lease. Returns -1 when the lease was lost (cancelled or taken over): the caller
+        must stop expanding."""
+        now = utcnow()
+        with self._tx() as conn:
+            row = conn.execute(
+                update(N)
+                .where(
+                    N.id == notification_id,
+                    N.lease_owner == worker_id,
+                    N.state == NotificationState.EXPANDING.value,
+                )
+                .values(cursor=cursor, due_at=now + timedelta(seconds=lease))
+                .returning(N.app, N.expires_at)
+            ).first()
+            if row is None:
+                return -1
+            if not devices:
+                return 0
+            paused = row.app in self._paused(conn)
+            return self._insert_rows(
+                conn, self._delivery_rows(notification_id, row.app, row.expires_at, devices, paused=paused)
+            )
+
+    def expand_many(
+        self,
+        worker_id: str,
+        jobs: Sequence[tuple[str, Sequence[DeviceRef], list[str], list[str]]],
+    ) -> list[str]:
+        """Resolve several small notifications at once: ``(id, devices, warnings, errors)`` each.
+
+        One transaction for the lot (inserting their deliveries and marking them sending) instead of
+        a few per notification: with many single-recipient sends the expansion would otherwise be
+        the bottleneck. Jobs whose lease we lost are skipped. Returns the notifications completed
+        right away (no device)."""
+        with self._tx() as conn:
+            mine = {
+                r.id: r
+                for r in conn.execute(
+                    select(N.id, N.app, N.expires_at).where(
+                        N.id.in_([j[0] for j in jobs]),
+                        N.lease_owner == worker_id,
+                        N.state == NotificationState.EXPANDING.value,
+                    )
+                )
+            }
+            paused = self._paused(conn)
+            rows = [
+                row
+                for nid, devices, _w, _e in jobs
+                if (meta := mine.get(nid)) is not None
+                for row in self._delivery_rows(
+                    nid, meta.app, meta.expires_at, devices, paused=meta.app in paused
+                )
+            ]
+            self._insert_rows(conn, rows)
+            # one executemany for the lot (psycopg pipelines it), not a statement per notification
+            marks = [{"b_id": nid, "b_w": w, "b_e": e} for nid, _d, w, e in jobs if nid in mine]
+            if marks:
+                conn.execute(_MARK_SENDING, marks)
+            return self._complete(conn, [nid for nid, devices, _w, _e in jobs if nid in mine and not devices])
+
+    def finish_expansion(self, notification_id: str, *, warnings: list[str], errors: list[str]) -> list[str]:
+        """Mark the recipients resolved; returns ``[id]`` when that already completes it (no devices)."""
+        with self._tx() as conn:
+            conn.execute(_MARK_SENDING, [{"b_id": notification_id, "b_w": warnings, "b_e": errors}])
+            return self._complete(conn, [notification_id])

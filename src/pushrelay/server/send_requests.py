@@ -1,0 +1,78 @@
+"""From a ``POST /v1/notifications`` body to an outbox request: every check that names a field.
+
+Pure (no I/O), shared by the single and the batch endpoint; ``prefix`` places a batch item's
+fields (``notifications.3.recipients``), the way the request validation names them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from .._exceptions import NotificationError
+from ..notification import Notification
+from ..queue.interface import NotificationRequest, Recipients
+from .errors import ApiError
+from .schemas import SendBody
+
+__all__ = ["naive_utc", "request_from"]
+
+
+def naive_utc(dt: datetime | None, field: str) -> datetime | None:
+    """``dt`` in UTC without zone (the outbox's clock), refusing a time without a zone."""
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"{field} must include a time zone (e.g. 2030-01-01T09:00:00Z)",
+            field=field,
+        )
+    return dt.astimezone(UTC).replace(tzinfo=None)
+
+
+def request_from(body: SendBody, *, key_id: str, now: datetime, prefix: str = "") -> NotificationRequest:
+    note = dict(body.notification)
+    if body.priority is not None:
+        note["priority"] = body.priority
+    if body.collapse_id is not None:
+        note["collapse_id"] = body.collapse_id
+    try:
+        payload = Notification.from_dict(note).to_dict()
+    except NotificationError as exc:
+        field = f"{prefix}notification.{exc.field}" if exc.field else f"{prefix}notification"
+        raise ApiError(422, "invalid_notification", str(exc), field=field) from None
+    r = body.recipients
+    if r.all and (r.emails or r.device_tokens):
+        raise ApiError(
+            422,
+            "invalid_request",
+            "give either all: true or emails/device_tokens",
+            field=f"{prefix}recipients",
+        )
+    if not r.all and not r.emails and not r.device_tokens:
+        raise ApiError(
+            422,
+            "no_recipient",
+            "Both mails and deviceTokens collections are empty",
+            field=f"{prefix}recipients",
+        )
+    send_at = naive_utc(body.send_at, f"{prefix}send_at")
+    expires_at = naive_utc(body.expires_at, f"{prefix}expires_at")
+    if expires_at is not None and expires_at <= max(now, send_at or now):
+        raise ApiError(
+            422,
+            "invalid_request",
+            "expires_at must be after now and after send_at",
+            field=f"{prefix}expires_at",
+        )
+    return NotificationRequest(
+        app=body.app,
+        notification=payload,
+        recipients=Recipients(tuple(r.emails), tuple(r.device_tokens), r.all),
+        send_at=send_at,
+        expires_at=expires_at,
+        targets=tuple(body.targets or ()),
+        idempotency_key=body.idempotency_key,
+        api_key_id=key_id,
+    )

@@ -1,0 +1,111 @@
+"""The worker resolves recipients with the library's rules (one implementation for both)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pushrelay.config import Config, config_from_dict
+from pushrelay.fourd.recipients import parse_recipients
+from pushrelay.outcome import DeliveryResult, Outcome
+from pushrelay.push.result import messages
+from pushrelay.push.targets import plan_send
+from pushrelay.queue.interface import ExpansionJob, Recipients
+from pushrelay.registry import DeviceRegistry
+from pushrelay.worker.registry_audience import RegistryAudience
+
+
+def tok(n: int) -> str:
+    return f"{n:064x}"
+
+
+RAW = "ab" * 32
+ANDROID = "fcm-token:APA91b"
+
+
+@pytest.fixture
+def config(database_url: str, tmp_path: Path) -> Config:
+    apns = {
+        "team_id": "TEAM123456",
+        "key_file": str(tmp_path / "AuthKey_ABC123DEFG.p8"),
+        "environment": "development",
+    }
+    return config_from_dict(
+        {
+            "database": {"url": database_url},
+            "apps": {
+                "myapp": {"bundle_id": "com.sample.myapp", "apns": apns},
+                "strict": {"bundle_id": "com.sample.strict", "registered_tokens_only": True},
+            },
+        }
+    )
+
+
+@pytest.fixture
+def registry(config: Config) -> Iterator[DeviceRegistry]:
+    with DeviceRegistry(config.database.url) as reg:
+        reg.register("myapp", tok(1), email="a@x.com")
+        reg.register("myapp", tok(2), email="A@X.com", environment="production")
+        reg.register("myapp", tok(3), email="a@x.com")
+        reg.register("myapp", ANDROID, platform="android", email="a@x.com")
+        reg.retire("myapp", tok(3), "410 Unregistered")
+        yield reg
+
+
+def _job(app: str, *, emails: tuple[str, ...] = (), tokens: tuple[str, ...] = (), all_: bool = False,
+         targets: tuple[str, ...] = (), cursor: str | None = None) -> ExpansionJob:  # fmt: skip
+    return ExpansionJob("n1", app, Recipients(emails, tokens, all_), targets, cursor)
+
+
+def test_explicit_recipients_follow_the_library(config: Config, registry: DeviceRegistry) -> None:
+    audience = RegistryAudience(registry, config.app)
+    given = ["A@x.com", "nobody@x.com", "a@X.com", tok(1), "<" + RAW.upper() + ">"]
+    job = _job("myapp", emails=("A@x.com", "nobody@x.com", "a@X.com"), tokens=(tok(1), "<" + RAW.upper() + ">"),
+               targets=("ios",))  # fmt: skip
+    exp = audience.expand(job, chunk=2)
+    chunks = [devices for devices, cursor in exp.chunks]
+    assert [len(c) for c in chunks] == [2, 1]  # tok(1) once, though reached twice
+    assert [d for c in chunks for d in c] == [
+        ("ios", tok(1), "development", "a@x.com"),  # the app's environment
+        ("ios", tok(2), "production", "A@X.com"),  # the device's own
+        ("ios", RAW, "development", None),  # normalised, sent although unregistered
+    ]
+    library = plan_send(registry, config.app("myapp"), parse_recipients(given), ("ios",))
+    assert exp.warnings == library.warnings
+    assert exp.warnings[0].startswith("Skipped retired device [A@x.com ; 000000…0003]")
+    assert exp.warnings[1:] == [
+        messages.no_session("nobody@x.com"),
+        messages.unregistered_sent("<" + RAW.upper() + ">", "myapp"),
+    ]
+    assert exp.errors == []
+
+    strict = audience.expand(_job("strict", tokens=(RAW,)), chunk=10)
+    assert [d for c, _ in strict.chunks for d in c] == []
+    assert strict.warnings == [messages.unregistered_refused(RAW, "strict")]
+
+
+def test_everyone_streams_with_a_resumable_cursor(config: Config, registry: DeviceRegistry) -> None:
+    audience = RegistryAudience(registry, config.app)
+    exp = audience.expand(_job("myapp", all_=True), chunk=2)
+    assert exp.warnings == [messages.retired_skipped("myapp", 1)] and exp.errors == []
+    first, cursor = next(exp.chunks)
+    assert [d[1] for d in first] == [tok(1), tok(2)]
+    # a worker that crashed after the first chunk: the next one resumes after its cursor
+    resumed = audience.expand(_job("myapp", all_=True, cursor=cursor), chunk=2)
+    assert [d for c, _ in resumed.chunks for d in c] == [("android", ANDROID, None, "a@x.com")]
+    assert audience.expand(_job("strict", all_=True), chunk=2).errors == [messages.NO_RECIPIENT_FOUND]
+
+
+def test_dead_tokens_are_retired_as_the_library_does(config: Config, registry: DeviceRegistry) -> None:
+    audience = RegistryAudience(registry, config.app)
+    dead = DeliveryResult(tok(1), Outcome.TOKEN_DEAD, 410, "Unregistered")
+    assert audience.retire("myapp", [dead], sent_at=datetime.now(UTC)) == [tok(1)]
+    device = registry.get("myapp", tok(1))
+    assert device is not None and not device.active and device.retired_reason == "410 Unregistered"
+    # a device that registered again after the send is kept
+    registry.register("myapp", tok(2), email="a@x.com")
+    assert audience.retire("myapp", [DeliveryResult(tok(2), Outcome.TOKEN_DEAD, 400, "BadDeviceToken")],
+                           sent_at=datetime(2020, 1, 1, tzinfo=UTC)) == []  # fmt: skip
