@@ -6,8 +6,8 @@ knowing every table. A module that adds tables adds one import line here.
 
 from __future__ import annotations
 
+from .queue import events as _queue_events
 from .queue import models as _queue_models
 from .registry import models as _registry_models
-from .webhooks import store as _webhook_events
 
-__all__ = ["_queue_models", "_registry_models", "_webhook_events"]
+__all__ = ["_queue_events", "_queue_models", "_registry_models"]

@@ -116,7 +116,12 @@ def test_apple_down_then_recovers(stack: Stack) -> None:
         assert sb.all_received() == []
         assert snd.get(f"/v1/notifications/{nid}").json()["state"] == "sending"
         sb.clear_outage()
-        _wait(lambda: snd.get(f"/v1/notifications/{nid}").json()["state"] == "completed", 30, "recovery")
+        try:
+            _wait(lambda: snd.get(f"/v1/notifications/{nid}").json()["state"] == "completed", 30, "recovery")
+        except AssertionError:  # say where each delivery stands
+            items = snd.get(f"/v1/notifications/{nid}/deliveries").json()["items"]
+            states = [(d["state"], d["attempts"], d["reason"], d["updated_at"]) for d in items]
+            raise AssertionError(f"not recovered: {states}; sandbox {sb.stats}") from None
         st = snd.get(f"/v1/notifications/{nid}").json()
         assert st["counts"] == {"total": 20, "delivered": 20}
         deliveries = snd.get(f"/v1/notifications/{nid}/deliveries").json()["items"]

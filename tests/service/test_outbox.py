@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import delete, update
 from pushrelay.db import Database
 from pushrelay.outcome import DeliveryResult, Outcome
 from pushrelay.queue import (
+    EnqueueResult,
     IdempotencyConflict,
     NotificationRequest,
     Recipients,
@@ -226,3 +228,63 @@ def test_completion_events_are_written_with_the_completion(outbox: SqlOutbox) ->
         "type": "notification.completed", "app": "a", "event_id": "1", "at": 0, "id": nid, "state": "completed",
         "counts": {"total": 1, "delivered": 1}, "success": True, "warnings": [], "errors": [],
     }  # fmt: skip
+
+
+async def test_requests_of_the_same_moment_share_a_commit(outbox: SqlOutbox) -> None:
+    from pushrelay.server.group_commit import GroupCommit
+
+    first = outbox.enqueue(_req(idempotency_key="taken"))
+    groups: list[int] = []
+
+    def enqueue_many(requests: Sequence[NotificationRequest]) -> list[EnqueueResult]:
+        groups.append(len(requests))
+        return outbox.enqueue_many(requests)
+
+    commit = GroupCommit(enqueue_many)
+    requests = [_req() for _ in range(30)] + [_req(idempotency_key="taken", notification={"title": "other"})]
+    results = await asyncio.gather(*(commit.enqueue(r) for r in requests), return_exceptions=True)
+    conflict = results.pop()
+    assert isinstance(conflict, IdempotencyConflict) and conflict.existing_id == first.id
+    assert all(isinstance(r, EnqueueResult) and r.created for r in results)
+    assert len({r.id for r in results}) == 30  # type: ignore[union-attr]
+    # they arrived at the same moment: one group, which the conflict split into single commits
+    assert groups == [31] + [1] * 31
+    groups.clear()
+    again = await asyncio.gather(*(commit.enqueue(_req()) for _ in range(20)))
+    assert groups == [20] and all(r.created for r in again)
+    assert outbox.status(again[5].id) is not None
+    await commit.close()
+
+
+@pytest.mark.postgres
+def test_the_last_two_recorders_cannot_both_miss_the_completion(pg_url: str) -> None:
+    """Two workers record the last two deliveries of one notification at the same time: each sees
+    the other's row still open, yet one of them must complete the notification."""
+    import threading
+
+    db = Database(pg_url)
+    try:
+        outbox = SqlOutbox(db.engine)
+        nid = outbox.enqueue(_req()).id
+        _expand(outbox, ["t1", "t2"])
+        done = update(DeliveryRow).values(state="done", outcome="delivered")
+        first = db.engine.connect()
+        first.begin()
+        first.execute(done.where(DeliveryRow.token == "t1"))
+        assert outbox._complete(first, [nid]) == []  # t2 is still open for it
+        second: list[str] = []
+
+        def other_worker() -> None:
+            with db.engine.begin() as conn:
+                conn.execute(done.where(DeliveryRow.token == "t2"))
+                second.extend(outbox._complete(conn, [nid]))  # waits for the first to commit
+
+        thread = threading.Thread(target=other_worker)
+        thread.start()
+        thread.join(0.5)  # let it reach the notification row
+        first.commit()
+        first.close()
+        thread.join(30)
+        assert second == [nid] and outbox.status(nid).state == "completed"  # type: ignore[union-attr]
+    finally:
+        db.dispose()

@@ -6,6 +6,7 @@ so APNs answers 403 InvalidProviderToken.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -13,7 +14,14 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from .conftest import TEAM, Stack, wait_until
+from pushrelay.config import config_from_dict
+from pushrelay.config.model import ServiceConfig
+from pushrelay.queue import NotificationRequest, Recipients
+from pushrelay.server.runtime import run_service
+from pushrelay.server.service import ServiceSettings
+from pushrelay.server.wiring import build_service
+
+from .conftest import BUNDLE, TEAM, Stack, wait_until
 
 TOKENS = [f"{i:064x}" for i in range(1, 4)]
 N = {"title": "paused", "body": "kept"}
@@ -128,3 +136,39 @@ def test_refused_key_pauses_the_app_until_resumed(stack: Stack) -> None:
         lambda: {"app.paused", "app.resumed"} <= {e["type"] for e in stack.webhook.events()}, 30, "hooks"
     )  # type: ignore[union-attr]
     assert stack.service.stop() == 0
+
+
+async def test_an_unreadable_key_file_pauses_the_app_too(sqlite_url: str, tmp_path: Path) -> None:
+    """Credentials are loaded when the first delivery needs them: a key file that is gone by then
+    is the operator's to fix, like a key Apple refuses (in-process service, no API)."""
+    missing = tmp_path / "AuthKey_GONE123456.p8"
+    config = config_from_dict(
+        {
+            "database": {"url": sqlite_url},
+            "apps": {"myapp": {"bundle_id": BUNDLE, "apns": {"team_id": TEAM, "key_file": str(missing)}}},
+        }
+    )
+    service = build_service(config, settings=ServiceSettings.from_config(ServiceConfig(worker_poll=0.05)))
+    service.use_config(config)
+    stop = asyncio.Event()
+    running = asyncio.create_task(run_service(service, api=False, stop=stop))
+    try:
+        request = NotificationRequest("myapp", N, Recipients(device_tokens=(TOKENS[0],)))
+        nid = (await asyncio.to_thread(service.outbox.enqueue, request)).id
+        for _ in range(600):
+            if await asyncio.to_thread(service.outbox.paused_apps):
+                break
+            await asyncio.sleep(0.05)
+        (pause,) = service.outbox.paused_apps()
+        assert pause.app == "myapp" and pause.platform == "ios" and str(missing) in pause.reason
+        assert pause.fingerprint == service.fingerprints["myapp"]
+        for _ in range(600):
+            status = await asyncio.to_thread(service.outbox.status, nid)
+            if status is not None and status.counts == {"total": 1, "paused": 1}:
+                break
+            await asyncio.sleep(0.05)
+        assert status is not None and status.counts == {"total": 1, "paused": 1}
+    finally:
+        stop.set()
+        await running
+        service.close()

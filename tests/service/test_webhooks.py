@@ -12,10 +12,11 @@ import pytest
 from sqlalchemy import func, select, update
 
 from pushrelay.db import Database
+from pushrelay.queue.events import WebhookEventRow
 from pushrelay.queue.models import utcnow
 from pushrelay.sandbox import ApnsSandbox
 from pushrelay.webhooks import WebhookDispatcher, WebhookSettings, WebhookTarget, verify
-from pushrelay.webhooks.store import WebhookEventRow, WebhookEventStore
+from pushrelay.webhooks.store import WebhookEventStore
 
 from .conftest import Stack, WebhookReceiver, wait_until
 

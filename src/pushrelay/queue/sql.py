@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..outcome import DeliveryResult, Outcome
@@ -33,7 +33,7 @@ from .interface import (
 from .models import AppPauseRow, utcnow
 from .pauses import OutboxPauses
 from .policy import DEFAULT_EXPIRY, IDEMPOTENCY_WINDOW
-from .sql_base import OPEN, D, N
+from .sql_base import OPEN, D, N, lease_rows
 from .sql_expand import OutboxExpansion
 from .sql_reads import DeliveryPage, OutboxReads
 
@@ -44,6 +44,28 @@ _NOT_SENT = (
     NotificationState.SCHEDULED.value,
     NotificationState.PENDING.value,
     NotificationState.EXPANDING.value,
+)
+
+
+# one answer that is not like the others of its batch (see SqlOutbox._outcomes)
+_RECORD_ONE = (
+    update(D)
+    .where(
+        D.id == bindparam("b_id"),
+        D.lease_owner == bindparam("b_owner"),
+        D.state == DeliveryState.IN_FLIGHT.value,
+    )
+    .values(
+        state=bindparam("b_state"),
+        outcome=bindparam("b_outcome"),
+        status=bindparam("b_status"),
+        reason=bindparam("b_reason"),
+        provider_id=bindparam("b_pid"),
+        token_invalid_since=bindparam("b_tis"),
+        next_attempt_at=bindparam("b_next"),
+        lease_owner=None,
+        updated_at=bindparam("b_now"),
+    )
 )
 
 
@@ -184,32 +206,34 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses):
         """Lease up to ``limit`` due deliveries of apps that are not paused, including those whose
         previous lease ran out."""
         now = utcnow()
-        sub = (
-            select(D.id)
-            .where(
+        stmt = lease_rows(
+            D.id,
+            where=[
                 D.state.in_(_CLAIMABLE),
                 D.next_attempt_at <= now,
                 D.expires_at > now,
                 D.app.not_in(select(AppPauseRow.app)),
-            )
-            .order_by(D.next_attempt_at)
-            .limit(limit)
-        )
-        if self._pg:
-            sub = sub.with_for_update(skip_locked=True)
-        stmt = (
-            update(D)
-            .where(D.id.in_(sub.scalar_subquery()))
-            .values(
-                state=DeliveryState.IN_FLIGHT.value,
-                lease_owner=worker_id,
-                next_attempt_at=now + timedelta(seconds=lease),
-                attempts=D.attempts + 1,
-                updated_at=now,
-            )
-            .returning(
-                D.id, D.notification_id, D.app, D.platform, D.environment, D.token, D.apns_id, D.attempts
-            )
+            ],
+            order_by=D.next_attempt_at,
+            limit=limit,
+            values={
+                "state": DeliveryState.IN_FLIGHT.value,
+                "lease_owner": worker_id,
+                "next_attempt_at": now + timedelta(seconds=lease),
+                "attempts": D.attempts + 1,
+                "updated_at": now,
+            },
+            returning=[
+                D.id,
+                D.notification_id,
+                D.app,
+                D.platform,
+                D.environment,
+                D.token,
+                D.apns_id,
+                D.attempts,
+            ],
+            skip_locked=self._pg,
         )
         with self._tx() as conn:
             rows = conn.execute(stmt).all()
@@ -232,87 +256,68 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses):
         if not results:
             return []
         now = utcnow()
-        final: list[dict[str, Any]] = []
-        again: list[dict[str, Any]] = []
         with self._tx() as conn:
-            expiry = dict(
-                conn.execute(select(D.id, D.expires_at).where(D.id.in_([c.id for c, _ in results]))).all()
-            )
-            paused = self._paused(conn)
-            for claimed, res in results:
-                base = {
-                    "b_id": claimed.id,
-                    "b_status": res.status,
-                    "b_reason": (res.reason or "")[:300] or None,
-                }
-                if res.outcome is Outcome.CONFIG_BROKEN or (
-                    res.outcome is Outcome.RETRY and claimed.app in paused
-                ):
-                    again.append({**base, "b_state": DeliveryState.PAUSED.value, "b_next": now})
-                    continue
-                if res.outcome is Outcome.RETRY:
-                    nxt = now + timedelta(seconds=self.retry.delay(claimed.attempts, res.retry_after))
-                    exp = expiry.get(claimed.id)
-                    if exp is None or nxt < exp:
-                        again.append({**base, "b_state": DeliveryState.PENDING.value, "b_next": nxt})
-                        continue
-                    reason = f"expired after {claimed.attempts} attempts; last: {res.reason}"
-                    final.append(
-                        {
-                            **base,
-                            "b_outcome": Outcome.EXPIRED.value,
-                            "b_pid": None,
-                            "b_tis": None,
-                            "b_reason": reason[:300],
-                        }
+            retried = [c.id for c, res in results if res.outcome is Outcome.RETRY]
+            expiry: dict[int, datetime] = {}
+            if retried:
+                expiry = dict(conn.execute(select(D.id, D.expires_at).where(D.id.in_(retried))).all())
+            alike, rows = self._outcomes(results, expiry, self._paused(conn), now)
+            mine = (D.lease_owner == worker_id, D.state == DeliveryState.IN_FLIGHT.value)
+            for (outcome, status, reason), ids in alike.items():
+                for i in range(0, len(ids), 500):
+                    conn.execute(
+                        update(D)
+                        .where(D.id.in_(ids[i : i + 500]), *mine)
+                        .values(
+                            state=DeliveryState.DONE.value,
+                            outcome=outcome,
+                            status=status,
+                            reason=reason,
+                            lease_owner=None,
+                            updated_at=now,
+                        )
                     )
-                    continue
-                final.append(
-                    {
-                        **base,
-                        "b_outcome": res.outcome.value,
-                        "b_pid": res.provider_id,
-                        "b_tis": res.token_invalid_since,
-                    }
-                )
-            mine = and_(
-                D.id == bindparam("b_id"),
-                D.lease_owner == worker_id,
-                D.state == DeliveryState.IN_FLIGHT.value,
-            )
-            if final:
-                conn.execute(
-                    update(D)
-                    .where(mine)
-                    .values(
-                        state=DeliveryState.DONE.value,
-                        outcome=bindparam("b_outcome"),
-                        status=bindparam("b_status"),
-                        reason=bindparam("b_reason"),
-                        provider_id=bindparam("b_pid"),
-                        token_invalid_since=bindparam("b_tis"),
-                        lease_owner=None,
-                        updated_at=now,
-                    ),
-                    final,
-                )
-            if again:
-                conn.execute(
-                    update(D)
-                    .where(mine)
-                    .values(
-                        state=bindparam("b_state"),
-                        status=bindparam("b_status"),
-                        reason=bindparam("b_reason"),
-                        next_attempt_at=bindparam("b_next"),
-                        lease_owner=None,
-                        updated_at=now,
-                    ),
-                    again,
-                )
-            if not final:
+            if rows:
+                conn.execute(_RECORD_ONE, [{**row, "b_owner": worker_id, "b_now": now} for row in rows])
+            if not alike and all(row["b_state"] != DeliveryState.DONE.value for row in rows):
                 return []
             return self._complete(conn, sorted({c.notification_id for c, _ in results}))
+
+    def _outcomes(
+        self,
+        results: Sequence[tuple[ClaimedDelivery, DeliveryResult]],
+        expiry: dict[int, datetime],
+        paused: set[str],
+        now: datetime,
+    ) -> tuple[dict[tuple[str, int, str | None], list[int]], list[dict[str, Any]]]:
+        """What to write for each answer. Most answers in a batch are alike (200 OK, nothing of their
+        own to keep: the provider's id is the row's apns-id), and are grouped so that one
+        ``UPDATE ... WHERE id IN (...)`` per kind records them; the others get a row each."""
+        alike: dict[tuple[str, int, str | None], list[int]] = {}
+        rows: list[dict[str, Any]] = []
+        for claimed, res in results:
+            reason = (res.reason or "")[:300] or None
+            row: dict[str, Any] = {"b_id": claimed.id, "b_status": res.status, "b_reason": reason, "b_outcome": None,
+                   "b_pid": None, "b_tis": None, "b_next": now, "b_state": DeliveryState.DONE.value}  # fmt: skip
+            if res.outcome is Outcome.CONFIG_BROKEN or (
+                res.outcome is Outcome.RETRY and claimed.app in paused
+            ):
+                row["b_state"] = DeliveryState.PAUSED.value
+            elif res.outcome is Outcome.RETRY:
+                row["b_next"] = now + timedelta(seconds=self.retry.delay(claimed.attempts, res.retry_after))
+                deadline = expiry.get(claimed.id)
+                if deadline is None or row["b_next"] < deadline:
+                    row["b_state"] = DeliveryState.PENDING.value
+                else:
+                    row["b_outcome"] = Outcome.EXPIRED.value
+                    row["b_reason"] = f"expired after {claimed.attempts} attempts; last: {res.reason}"[:300]
+            elif res.provider_id in (None, claimed.apns_id) and res.token_invalid_since is None:
+                alike.setdefault((res.outcome.value, res.status, reason), []).append(claimed.id)
+                continue
+            else:
+                row.update(b_outcome=res.outcome.value, b_pid=res.provider_id, b_tis=res.token_invalid_since)
+            rows.append(row)
+        return alike, rows
 
     def release(self, worker_id: str) -> int:
         """Give back everything leased by ``worker_id`` (graceful shutdown): due again right now."""

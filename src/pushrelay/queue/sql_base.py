@@ -18,12 +18,12 @@ from sqlalchemy import Connection, Engine, exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ..webhooks.store import insert_events
+from .events import insert_events
 from .interface import DeliveryState, DeviceRef, NotificationState, NotificationStatus
 from .models import AppPauseRow, DeliveryRow, NotificationRow, utcnow
 from .policy import RetryPolicy
 
-__all__ = ["OPEN", "SqlBase", "outcome_counts", "status_from_row"]
+__all__ = ["OPEN", "SqlBase", "lease_rows", "outcome_counts", "status_from_row"]
 
 N = NotificationRow
 D = DeliveryRow
@@ -54,6 +54,26 @@ _PG_INSERT = text(
     f"SELECT * FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in _UNNEST_TYPES.items())}) "
     "ON CONFLICT (notification_id, token) DO NOTHING RETURNING id"
 )
+
+
+def lease_rows(
+    key: Any,
+    *,
+    where: Sequence[Any],
+    order_by: Any,
+    limit: int,
+    values: dict[str, Any],
+    returning: Sequence[Any],
+    skip_locked: bool,
+) -> Any:
+    """The claim statement every queue here uses: ``UPDATE t SET <lease> WHERE key IN (SELECT key
+    ... ORDER BY ... LIMIT n [FOR UPDATE SKIP LOCKED]) RETURNING ...``. One statement, so that a
+    claim is atomic; ``SKIP LOCKED`` (PostgreSQL) lets concurrent workers take disjoint rows
+    instead of waiting on each other."""
+    sub = select(key).where(*where).order_by(order_by).limit(limit)
+    if skip_locked:
+        sub = sub.with_for_update(skip_locked=True)
+    return update(key.table).where(key.in_(sub.scalar_subquery())).values(**values).returning(*returning)
 
 
 def status_from_row(row: Any, counts: dict[str, int]) -> NotificationStatus:
@@ -172,6 +192,19 @@ class SqlBase:
         open_left = exists().where(D.notification_id == N.id, D.state.in_(OPEN))
         done: list[tuple[str, str]] = []
         for i in range(0, len(ids), _IN_CHUNK):
+            if self._pg:
+                # Two transactions recording the last deliveries of one notification at the same
+                # time would each see the other's rows still open (READ COMMITTED), and neither
+                # would complete it. Taking the row first serialises them: the second one's check
+                # (a new statement, so a new snapshot) sees what the first committed.
+                conn.execute(
+                    select(N.id)
+                    .where(
+                        N.id.in_(sorted(ids[i : i + _IN_CHUNK])), N.state == NotificationState.SENDING.value
+                    )
+                    .order_by(N.id)
+                    .with_for_update(key_share=True)
+                )
             done += [
                 (r.id, r.app)
                 for r in conn.execute(

@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, select, update
 
 from .interface import DeviceRef, ExpansionJob, NotificationState, Recipients
 from .models import utcnow
-from .sql_base import N, SqlBase
+from .sql_base import N, SqlBase, lease_rows
 
 __all__ = ["OutboxExpansion"]
 
@@ -35,27 +35,22 @@ _MARK_SENDING = (
 class OutboxExpansion(SqlBase):
     def claim_expansions(self, worker_id: str, *, limit: int, lease: float) -> list[ExpansionJob]:
         now = utcnow()
-        sub = (
-            select(N.id)
-            .where(
+        stmt = lease_rows(
+            N.id,
+            where=[
                 N.state.in_([*_UNEXPANDED, NotificationState.EXPANDING.value]),
                 N.due_at <= now,
                 N.expires_at > now,
-            )
-            .order_by(N.due_at)
-            .limit(limit)
-        )
-        if self._pg:
-            sub = sub.with_for_update(skip_locked=True)
-        stmt = (
-            update(N)
-            .where(N.id.in_(sub.scalar_subquery()))
-            .values(
-                state=NotificationState.EXPANDING.value,
-                lease_owner=worker_id,
-                due_at=now + timedelta(seconds=lease),
-            )
-            .returning(N.id, N.app, N.recipients, N.targets, N.cursor)
+            ],
+            order_by=N.due_at,
+            limit=limit,
+            values={
+                "state": NotificationState.EXPANDING.value,
+                "lease_owner": worker_id,
+                "due_at": now + timedelta(seconds=lease),
+            },
+            returning=[N.id, N.app, N.recipients, N.targets, N.cursor],
+            skip_locked=self._pg,
         )
         with self._tx() as conn:
             rows = conn.execute(stmt).all()

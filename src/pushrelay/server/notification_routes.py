@@ -16,6 +16,7 @@ from ..queue.interface import EnqueueResult, IdempotencyConflict, NotificationRe
 from ..queue.models import utcnow
 from .apikeys import ApiKey
 from .errors import ApiError
+from .group_commit import GroupCommit
 from .guards import Guards, cursor_decode, cursor_encode, int_cursor, iso
 from .schemas import BatchBody, SendBody
 from .send_requests import request_from
@@ -65,9 +66,14 @@ def notification_routes(service: Service, guards: Guards) -> APIRouter:
             raise ApiError(404, "not_found", f"no notification with id {nid}", field="id")
         return st
 
+    group = GroupCommit(outbox.enqueue_many)
+
     async def commit(requests: list[NotificationRequest], *, prefix: str) -> list[EnqueueResult]:
         try:
-            results = await asyncio.to_thread(outbox.enqueue_many, requests)
+            if len(requests) == 1:  # joins the other single requests of the moment (see .group_commit)
+                results = [await group.enqueue(requests[0])]
+            else:  # a batch is one transaction already, and all or nothing
+                results = await asyncio.to_thread(outbox.enqueue_many, requests)
         except IdempotencyConflict as exc:
             where = f"notifications.{exc.index}." if prefix and exc.index is not None else ""
             raise ApiError(409, "idempotency_conflict", str(exc), field=f"{where}idempotency_key") from None

@@ -1,11 +1,10 @@
-"""Webhook events waiting to be delivered, in the database (Alembic ``0003_pauses_webhook_events``).
+"""Sending webhook events: claiming them under a lease, then deleting or rescheduling them.
 
-An event is written in the transaction that makes it true where possible (a notification's
-completion is inserted by the outbox in the same transaction that completes it), so that a crash
-can lose neither. Senders claim events under a lease exactly like deliveries: ``next_attempt_at``
-is the retry time while waiting and the lease deadline while a POST is in flight, so one index
-serves "due" and "abandoned by a crashed process". At-least-once: a crash after the receiver
-answered and before the row is deleted sends the event again; ``event_id`` lets receivers tell.
+The events themselves are written by the outbox (:mod:`pushrelay.queue.events`). Senders claim
+them under a lease exactly like deliveries: ``next_attempt_at`` is the retry time while waiting
+and the lease deadline while a POST is in flight, so one index serves "due" and "abandoned by a
+crashed process". At-least-once: a crash after the receiver answered and before the row is
+deleted sends the event again; ``event_id`` lets receivers tell.
 """
 
 from __future__ import annotations
@@ -15,50 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Connection,
-    DateTime,
-    Engine,
-    Index,
-    Integer,
-    String,
-    bindparam,
-    delete,
-    func,
-    insert,
-    select,
-    update,
-)
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Engine, bindparam, delete, func, select, update
 
-from ..db import Base
+from ..queue.events import WebhookEventRow, insert_events
 from ..queue.models import utcnow
+from ..queue.sql_base import lease_rows
 
-__all__ = ["PendingEvent", "WebhookEventRow", "WebhookEventStore", "insert_events"]
-
-_BigId = BigInteger().with_variant(Integer(), "sqlite")
-
-
-class WebhookEventRow(Base):
-    __tablename__ = "webhook_events"
-
-    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
-    app: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(40))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime())
-    next_attempt_at: Mapped[datetime] = mapped_column(DateTime())
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    last_error: Mapped[str | None] = mapped_column(String(300), nullable=True)
-
-    __table_args__ = (
-        Index("ix_webhook_events_next", "next_attempt_at"),
-        Index("ix_webhook_events_created", "created_at"),
-    )
-
+__all__ = ["PendingEvent", "WebhookEventStore"]
 
 E = WebhookEventRow
 
@@ -77,29 +39,6 @@ class PendingEvent:
         return {"type": self.kind, "app": self.app, "event_id": str(self.id), **self.payload}
 
 
-def insert_events(conn: Connection, events: Iterable[tuple[str, str, Mapping[str, Any]]]) -> int:
-    """Add ``(app, kind, data)`` events inside the caller's transaction; returns how many."""
-    now = utcnow()
-    rows = [
-        {
-            "app": app,
-            "kind": kind,
-            "payload": {"at": _unix(now), **data},
-            "created_at": now,
-            "next_attempt_at": now,
-            "attempts": 0,
-        }
-        for app, kind, data in events
-    ]
-    for i in range(0, len(rows), 500):
-        conn.execute(insert(E), rows[i : i + 500])
-    return len(rows)
-
-
-def _unix(naive_utc: datetime) -> float:
-    return (naive_utc - datetime(1970, 1, 1)).total_seconds()
-
-
 class WebhookEventStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -114,18 +53,18 @@ class WebhookEventStore:
         if not apps:
             return []
         now = utcnow()
-        sub = select(E.id).where(E.next_attempt_at <= now, E.app.in_(list(apps))).order_by(E.id).limit(limit)
-        if self._pg:
-            sub = sub.with_for_update(skip_locked=True)
-        stmt = (
-            update(E)
-            .where(E.id.in_(sub.scalar_subquery()))
-            .values(
-                lease_owner=owner,
-                next_attempt_at=now + timedelta(seconds=lease),
-                attempts=E.attempts + 1,
-            )
-            .returning(E.id, E.app, E.kind, E.payload, E.created_at, E.attempts)
+        stmt = lease_rows(
+            E.id,
+            where=[E.next_attempt_at <= now, E.app.in_(list(apps))],
+            order_by=E.id,
+            limit=limit,
+            values={
+                "lease_owner": owner,
+                "next_attempt_at": now + timedelta(seconds=lease),
+                "attempts": E.attempts + 1,
+            },
+            returning=[E.id, E.app, E.kind, E.payload, E.created_at, E.attempts],
+            skip_locked=self._pg,
         )
         with self.engine.begin() as conn:
             rows = conn.execute(stmt).all()

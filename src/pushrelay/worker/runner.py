@@ -237,7 +237,12 @@ class Worker:
                 continue
             if len(claimed) == self.settings.chunk:
                 self._wake.set()  # more is waiting: let an idle sibling loop claim too
-            await self._deliver(claimed, datetime.now(UTC))
+            try:
+                await self._deliver(claimed, datetime.now(UTC))
+            except Exception as exc:  # the database failed us mid-chunk: the leases run out, and
+                # another claim (ours or another worker's) sends what was not recorded
+                event(log, logging.ERROR, "worker.deliver_failed", worker=self.id, error=repr(exc))
+                await asyncio.sleep(1.0)
 
     async def _notifications(self, ids: set[str]) -> dict[str, Notification | NotificationError]:
         missing = [i for i in ids if i not in self._payloads]

@@ -1,4 +1,5 @@
-"""Paused apps (configuration broken) and durable webhook events.
+"""Paused apps (configuration broken), durable webhook events, and an index that tells in one
+probe whether a notification still has open deliveries.
 
 Revision ID: 0003_pauses_webhook_events
 Revises: 0002_outbox
@@ -41,9 +42,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_webhook_events_next", "webhook_events", ["next_attempt_at"])
     op.create_index("ix_webhook_events_created", "webhook_events", ["created_at"])
+    op.create_index(
+        "ix_outbox_deliveries_notification_state", "outbox_deliveries", ["notification_id", "state"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outbox_deliveries_notification_state", table_name="outbox_deliveries")
     op.drop_index("ix_webhook_events_created", table_name="webhook_events")
     op.drop_index("ix_webhook_events_next", table_name="webhook_events")
     op.drop_table("webhook_events")
