@@ -350,3 +350,15 @@ async def test_a_payload_too_large_fails_its_item_alone_and_the_batch_goes_on(
     assert bad.reason is not None and "field: payload" in bad.reason and bad.token == tok(3)
     assert all(results[i].ok for i in range(10) if i != 3)
     assert sandbox.stats.requests == 9  # never sent, so never retried by the provider either
+
+
+async def test_a_server_that_always_refuses_the_stream_gets_a_bounded_number_of_resends(
+    sandbox: ApnsSandbox, make_client: MakeClient
+) -> None:
+    sandbox.script(tok(12), "reset")  # REFUSED_STREAM, every time
+    async with make_client() as client:
+        result = await client.send(NOTE, tok(12))
+        resent, bound = client.pool.stats.resent_unprocessed, client.pool.max_resends
+    assert (result.outcome, result.status, result.attempts) == (Outcome.RETRY, 0, 1)
+    assert result.reason is not None and "REFUSED_STREAM" in result.reason
+    assert resent == bound == 3 and sandbox.stats.requests == 1 + bound
