@@ -35,7 +35,7 @@ from .._exceptions import (
 )
 from ..backoff import Backoff
 from .connection import Http2Connection, PendingRequest, Response
-from .protocol import ConnectionTerminated, StreamReset
+from .protocol import ConnectionTerminated, ErrorCode, StreamReset
 
 __all__ = ["Http2Pool", "PoolStats"]
 
@@ -297,14 +297,16 @@ class Http2Pool:
                 [req], ConnectionLostError("stream refused by the server (REFUSED_STREAM)")
             )
         else:
-            req.callback(req, ConnectionLostError(f"stream reset by the server (error code {ev.error_code})"))
+            req.callback(
+                req, ConnectionLostError(f"stream reset by the server ({ErrorCode.name(ev.error_code)})")
+            )
 
     def goaway(
         self, conn: Http2Connection, ev: ConnectionTerminated, unprocessed: list[PendingRequest]
     ) -> None:
         self.stats.goaways += 1
         self._resend_unprocessed(
-            unprocessed, ConnectionLostError(f"GOAWAY from the server (error code {ev.error_code})")
+            unprocessed, ConnectionLostError(f"GOAWAY from the server ({ErrorCode.name(ev.error_code)})")
         )
         self._changed()
 
