@@ -46,7 +46,6 @@ def key_file(sandbox: ApnsSandbox, tmp_path: Path) -> Path:
 def make_client(sandbox: ApnsSandbox, key_file: Path) -> Callable[..., ApnsClient]:
     def make(**kwargs: Any) -> ApnsClient:
         auth = kwargs.pop("auth", None) or TokenAuth.from_file(key_file, team_id=TEAM)
-        kwargs.setdefault("backoff_base", 0.01)
         return ApnsClient(auth, topic=BUNDLE, endpoint=sandbox.url, ca_file=sandbox.ca_file, **kwargs)
 
     return make

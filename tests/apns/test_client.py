@@ -1,4 +1,5 @@
-"""The APNs client over real TLS + HTTP/2 sockets against the sandbox: outcomes, retries, no loss."""
+"""The APNs client over real TLS + HTTP/2 sockets against the sandbox: outcomes, one request per
+delivery (retrying is the outbox's job), resends only of what APNs never processed, no loss."""
 
 from __future__ import annotations
 
@@ -64,26 +65,45 @@ async def test_every_device_error_class(
     sandbox: ApnsSandbox, make_client: MakeClient, behaviour: str, outcome: Outcome, status: int, reason: str
 ) -> None:
     sandbox.script(tok(3), behaviour)
-    async with make_client(max_attempts=2) as client:
+    async with make_client() as client:
         result = await client.send(NOTE, tok(3))
         ok = await client.send(NOTE, tok(4))  # other devices are unaffected
     assert (result.outcome, result.status, result.reason) == (outcome, status, reason)
-    assert result.attempts == (2 if outcome is Outcome.RETRY else 1)
+    assert result.attempts == 1
+    assert sandbox.stats.requests == 2  # one request per delivery, transient answers included
     assert ok.ok and sandbox.received(tok(3)) == []
     if behaviour == "unregistered":
         assert isinstance(result.token_invalid_since, int)
 
 
-async def test_transient_failure_is_retried_with_the_same_apns_id(
+async def test_transient_failure_is_returned_not_retried_and_the_caller_resends_the_same_apns_id(
     sandbox: ApnsSandbox, make_client: MakeClient
 ) -> None:
     sandbox.script(tok(5), "unavailable", times=2)
-    async with make_client(max_attempts=3) as client:
-        result = await client.send(NOTE, tok(5))
-        assert client.stats.retries == 2
-    assert (result.outcome, result.attempts) == (Outcome.DELIVERED, 3)
+    apns_id = "0f3c2a4e-8b1d-4c7a-9e2f-1a2b3c4d5e70"
+    async with make_client() as client:
+        answers = [await client.send(NOTE, tok(5), apns_id=apns_id) for _ in range(3)]
+        assert client.stats.sent == 3
+    assert [(r.outcome, r.status, r.reason, r.attempts) for r in answers] == [
+        (Outcome.RETRY, 503, "ServiceUnavailable", 1),
+        (Outcome.RETRY, 503, "ServiceUnavailable", 1),
+        (Outcome.DELIVERED, 200, None, 1),
+    ]
+    assert sandbox.stats.requests == 3
     (got,) = sandbox.received(tok(5))
-    assert got.apns_id == result.provider_id
+    assert got.apns_id == apns_id == answers[-1].provider_id
+
+
+async def test_an_apns_that_always_fails_gets_one_request_per_send(
+    sandbox: ApnsSandbox, make_client: MakeClient
+) -> None:
+    sandbox.set_outage(500, "InternalServerError")
+    async with make_client() as client:
+        results = [r async for r in client.send_many((NOTE, tok(i), i) for i in range(40))]
+    assert {(r.outcome, r.status, r.reason, r.attempts) for r in results} == {
+        (Outcome.RETRY, 500, "InternalServerError", 1)
+    }
+    assert sandbox.stats.requests == 40 and client.pool.stats.resent_unprocessed == 0
 
 
 async def test_configuration_error_stops_the_app_without_sending_more(
@@ -144,7 +164,7 @@ async def test_jwt_is_refreshed_after_45_minutes_and_shared(
         assert sb.stats.rejected["TooManyProviderTokenUpdates"] == 0
 
 
-async def test_expired_provider_token_mints_once_drops_the_connection_and_resends(
+async def test_expired_provider_token_mints_once_drops_the_connection_and_the_next_attempt_works(
     tmp_path: Path, clock: FakeClock
 ) -> None:
     sandbox_clock = FakeClock(clock.now)
@@ -156,12 +176,19 @@ async def test_expired_provider_token_mints_once_drops_the_connection_and_resend
             assert (await client.send(NOTE, tok(1))).ok
             clock.advance(30 * 60)  # our token is 30 minutes old: no scheduled refresh yet
             sandbox_clock.advance(61 * 60)  # ...but APNs thinks it is 61 minutes old
-            result = await client.send(NOTE, tok(2))
-            assert client.stats.jwt_rejections == 1
+            refused = await client.send(NOTE, tok(2))
+            assert client.stats.jwt_rejections == 1 and auth.mints == 2  # minted at once...
+            assert (refused.outcome, refused.status, refused.reason) == (
+                Outcome.RETRY,
+                403,
+                "ExpiredProviderToken",
+            )
+            assert sb.stats.requests == 2  # ...but not resent behind the caller's back
+            result = await client.send(NOTE, tok(2))  # the caller's next attempt
             assert client.pool.stats.connections_opened == 2  # the old connection was dropped
-        assert (result.outcome, result.attempts) == (Outcome.DELIVERED, 2)
+        assert (result.outcome, result.attempts) == (Outcome.DELIVERED, 1)
         assert auth.mints == 2
-        assert len(sb.received(tok(2))) == 1
+        assert len(sb.received(tok(2))) == 1 and sb.stats.requests == 3
 
 
 async def test_goaway_mid_batch_loses_nothing(sandbox: ApnsSandbox, make_client: MakeClient) -> None:
@@ -170,27 +197,50 @@ async def test_goaway_mid_batch_loses_nothing(sandbox: ApnsSandbox, make_client:
     async with make_client() as client:
         results = [r async for r in client.send_many((NOTE, tok(i), i) for i in range(n))]
         assert client.pool.stats.goaways == 1 and client.pool.stats.connections_opened == 2
+        resent = client.pool.stats.resent_unprocessed
+        sent = client.stats.sent
     assert len(results) == n and all(r.ok for r in results)
+    assert {r.attempts for r in results} == {1}  # a resend of an unprocessed stream is no attempt
     assert sorted(r.tag for r in results) == list(range(n))
     got = Counter(r.token for r in sandbox.all_received())
     assert len(got) == n and max(got.values()) == 1  # unprocessed streams were resent once, not duplicated
     assert sandbox.stats.goaways_sent == 1
+    # the GOAWAY'd stream and those above it were resent, counted apart from the attempts
+    assert resent >= 1 and sent == n
+    # the sandbox counted the request it answered with GOAWAY (and any it read above it) once more
+    assert n < sandbox.stats.requests <= n + resent
 
 
-@pytest.mark.parametrize("behaviour", ["drop", "reset"])
-async def test_dropped_connection_and_refused_stream_lose_nothing(
-    sandbox: ApnsSandbox, make_client: MakeClient, behaviour: str
+async def test_refused_stream_is_resent_and_counted_apart(
+    sandbox: ApnsSandbox, make_client: MakeClient
+) -> None:
+    sandbox.script(tok(400), "reset", times=1)
+    async with make_client() as client:
+        results = [r async for r in client.send_many((NOTE, tok(i), i) for i in range(1000))]
+        assert client.pool.stats.resent_unprocessed == 1 and client.stats.sent == 1000
+    assert len(results) == 1000 and all(r.ok and r.attempts == 1 for r in results)
+    assert sandbox.stats.resets_sent == 1
+    assert sandbox.stats.requests == 1001  # 1000 attempts + 1 resend of the refused stream
+    got = Counter(r.token for r in sandbox.all_received())
+    assert len(got) == 1000 and max(got.values()) == 1
+
+
+async def test_a_dropped_connection_returns_its_requests_as_retry_never_resends_them(
+    sandbox: ApnsSandbox, make_client: MakeClient
 ) -> None:
     n = 1000
-    sandbox.script(tok(400), behaviour, times=1)
+    sandbox.script(tok(400), "drop", times=1)
     async with make_client() as client:
         results = [r async for r in client.send_many((NOTE, tok(i), i) for i in range(n))]
-    assert len(results) == n and all(r.ok for r in results), Counter(r.reason for r in results)
+        assert client.pool.stats.resent_unprocessed == 0
+    assert len(results) == n and sorted(r.tag for r in results) == list(range(n))
+    lost = [r for r in results if not r.ok]
+    assert tok(400) in {r.token for r in lost}  # at least the request the server dropped on
+    assert {(r.outcome, r.status) for r in lost} == {(Outcome.RETRY, 0)}
+    assert all(r.reason is not None and r.reason.startswith("ConnectionLostError") for r in lost)
+    # nothing was silently sent twice: the server may have processed what was in flight
     got = Counter(r.token for r in sandbox.all_received())
-    assert set(got) == {tok(i) for i in range(n)}  # at least once each (a drop may duplicate in-flight ones)
-    # every duplicate carries the apns-id of its first attempt
-    ids = {r.token: r.provider_id for r in results}
-    assert all(rec.apns_id == ids[rec.token] for rec in sandbox.all_received())
+    assert max(got.values()) == 1 and {r.token for r in results if r.ok} <= set(got)
 
 
 async def test_burst_of_20000_on_one_connection(sandbox: ApnsSandbox, make_client: MakeClient) -> None:
@@ -209,7 +259,7 @@ async def test_burst_of_20000_on_one_connection(sandbox: ApnsSandbox, make_clien
 
 async def test_request_deadline(sandbox: ApnsSandbox, make_client: MakeClient) -> None:
     sandbox.script(tok(8), "delay", seconds=2.0)
-    async with make_client(request_timeout=0.3, max_attempts=1) as client:
+    async with make_client(request_timeout=0.3) as client:
         slow = await client.send(NOTE, tok(8))
         fast = await client.send(NOTE, tok(9))
     assert (slow.outcome, slow.status) == (Outcome.RETRY, 0)
@@ -222,7 +272,7 @@ async def test_unreachable_endpoint_gives_retry_outcomes(key_file: Path) -> None
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens there once closed
     auth = TokenAuth.from_file(key_file, team_id=TEAM)
-    async with ApnsClient(auth, topic=BUNDLE, endpoint=f"https://127.0.0.1:{port}", max_attempts=1) as client:
+    async with ApnsClient(auth, topic=BUNDLE, endpoint=f"https://127.0.0.1:{port}") as client:
         client.pool.backoff_base = 0.01
         result = await client.send(NOTE, tok(1))
     assert (result.outcome, result.status) == (Outcome.RETRY, 0)
@@ -231,7 +281,7 @@ async def test_unreachable_endpoint_gives_retry_outcomes(key_file: Path) -> None
 
 async def test_untrusted_certificate_is_refused(sandbox: ApnsSandbox, key_file: Path) -> None:
     auth = TokenAuth.from_file(key_file, team_id=TEAM)
-    async with ApnsClient(auth, topic=BUNDLE, endpoint=sandbox.url, max_attempts=1) as client:  # no ca_file
+    async with ApnsClient(auth, topic=BUNDLE, endpoint=sandbox.url) as client:  # no ca_file
         client.pool.backoff_base = 0.01
         result = await client.send(NOTE, tok(1))
     assert result.outcome is Outcome.RETRY
@@ -278,10 +328,37 @@ async def test_closing_with_work_in_flight_reports_every_item(
     sandbox: ApnsSandbox, make_client: MakeClient
 ) -> None:
     sandbox.script(tok(1), "delay", seconds=5.0)
-    client = make_client(max_attempts=1)
+    client = make_client()
     got: list[Outcome] = []
     async with client:
         client.start(NOTE, tok(1), None, None, lambda r: got.append(r.outcome))
         await asyncio.sleep(0.2)
         await client.pool.aclose(grace=0.1)
     assert got == [Outcome.RETRY]
+
+
+async def test_a_payload_too_large_fails_its_item_alone_and_the_batch_goes_on(
+    sandbox: ApnsSandbox, make_client: MakeClient
+) -> None:
+    huge = Notification(body="x" * 5000)  # over APNs' 4 KB once rendered
+    items = [(huge if i == 3 else NOTE, tok(i), i) for i in range(10)]
+    async with make_client() as client:
+        results = {r.tag: r async for r in client.send_many(items)}
+    assert set(results) == set(range(10))
+    bad = results[3]
+    assert (bad.outcome, bad.status, bad.attempts) == (Outcome.PAYLOAD_REJECTED, 0, 0)
+    assert bad.reason is not None and "field: payload" in bad.reason and bad.token == tok(3)
+    assert all(results[i].ok for i in range(10) if i != 3)
+    assert sandbox.stats.requests == 9  # never sent, so never retried by the provider either
+
+
+async def test_a_server_that_always_refuses_the_stream_gets_a_bounded_number_of_resends(
+    sandbox: ApnsSandbox, make_client: MakeClient
+) -> None:
+    sandbox.script(tok(12), "reset")  # REFUSED_STREAM, every time
+    async with make_client() as client:
+        result = await client.send(NOTE, tok(12))
+        resent, bound = client.pool.stats.resent_unprocessed, client.pool.max_resends
+    assert (result.outcome, result.status, result.attempts) == (Outcome.RETRY, 0, 1)
+    assert result.reason is not None and "REFUSED_STREAM" in result.reason
+    assert resent == bound == 3 and sandbox.stats.requests == 1 + bound

@@ -61,9 +61,28 @@ async def test_revoked_token_is_replaced_once(
     async with FcmClient(own_service_account, base_url=fcm_sandbox.url, ca_file=fcm_sandbox.ca_file) as fcm:
         assert (await fcm.send(N, "a")).ok
         fcm_sandbox.oauth.revoke_all(own_service_account.client_email)
-        result = await fcm.send(N, "b")
-    assert result.ok and result.attempts == 2
+        refused = await fcm.send(N, "b")  # one request: the client does not retry on its own
+        assert fcm_sandbox.oauth.issued == 1
+        result = await fcm.send(N, "b")  # the caller's next attempt mints a new token
+    assert (refused.outcome, refused.status, refused.attempts) == (Outcome.RETRY, 401, 1)
+    assert refused.reason is not None and refused.reason.startswith("UNAUTHENTICATED")
+    assert result.ok and result.attempts == 1
     assert fcm_sandbox.oauth.issued == 2
+
+
+async def test_a_replacement_token_refused_too_is_a_configuration_error(
+    fcm_sandbox: FcmSandbox, own_service_account: ServiceAccount
+) -> None:
+    async with FcmClient(own_service_account, base_url=fcm_sandbox.url, ca_file=fcm_sandbox.ca_file) as fcm:
+        fcm_sandbox.oauth.revoke_all(own_service_account.client_email)  # nothing minted yet: no effect
+        assert (await fcm.send(N, "a")).ok
+        fcm_sandbox.oauth.revoke_all(own_service_account.client_email)
+        first = await fcm.send(N, "b")
+        await own_service_account.access_token()  # the replacement...
+        fcm_sandbox.oauth.revoke_all(own_service_account.client_email)  # ...is refused as well
+        second = await fcm.send(N, "b")
+    assert first.outcome is Outcome.RETRY
+    assert (second.outcome, second.status) == (Outcome.CONFIG_BROKEN, 401)
 
 
 async def test_unknown_service_account_is_a_configuration_error(

@@ -3,10 +3,20 @@
 ``send`` answers one device; ``send_many`` streams results for an iterable (or async iterable) of
 ``(notification, token, tag[, apns_id])`` with a bounded number in flight and no per-item task or
 future, so memory stays flat however large the batch. Provider answers and transport trouble are
-outcomes, never exceptions; only an invalid notification raises :class:`NotificationError`.
+outcomes, never exceptions. ``send`` raises :class:`NotificationError` for a notification that
+cannot be rendered; ``send_many`` answers such an item ``payload_rejected`` on its own and goes on.
 
-Retries inside the client are short-term (``max_attempts`` with exponential backoff and jitter) and
-keep the same ``apns-id``; the durable outbox schedules longer ones itself.
+The client does not retry. Each delivery is one request to APNs, and its result is APNs' real
+answer (``503 ServiceUnavailable`` is status 503, reason ``ServiceUnavailable``) or the transport
+error that prevented one; the caller (the outbox) decides whether and when to try again, with the
+one backoff of :mod:`pushrelay.backoff`. Below the client, the HTTP/2 pool resends only requests
+APNs provably never processed (GOAWAY, REFUSED_STREAM), counted apart in
+``pool.stats.resent_unprocessed``.
+
+``403 ExpiredProviderToken`` is no exception to that rule: the client mints a fresh token (once,
+single-flight), retires the connection and returns ``retry``; the next attempt, scheduled by the
+caller like any other, carries the new token. Resending at once would be a provider request that
+no one records as an attempt.
 """
 
 from __future__ import annotations
@@ -15,7 +25,6 @@ import asyncio
 import json
 import logging
 import os
-import random
 import re
 import ssl
 from collections import deque
@@ -23,7 +32,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, It
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .._exceptions import ConfigurationError, TransportError
+from .._exceptions import ConfigurationError, NotificationError, TransportError
 from ..http2 import Http2Pool, PendingRequest, Response
 from ..notification import Notification
 from ..outcome import DeliveryResult, Outcome
@@ -51,16 +60,15 @@ Item = tuple[Notification, str, Any] | tuple[Notification, str, Any, str | None]
 class ApnsStats:
     """Counters since the client was opened (for metrics and tests)."""
 
-    sent: int = 0  # requests put on the wire, retries included
-    retries: int = 0
+    sent: int = 0  # requests handed to the HTTP/2 pool: one per delivery attempt
     outcomes: dict[str, int] = field(default_factory=dict)
     jwt_rejections: int = 0
 
 
 class _Job:
-    """One (notification, device) delivery across its attempts."""
+    """One (notification, device) delivery: one request."""
 
-    __slots__ = ("apns_id", "attempts", "auth_sent", "expired_retry", "on_done", "rendered", "tag", "token")
+    __slots__ = ("apns_id", "auth_sent", "on_done", "rendered", "tag", "token")
 
     def __init__(
         self,
@@ -75,9 +83,7 @@ class _Job:
         self.tag = tag
         self.apns_id = apns_id
         self.on_done = on_done
-        self.attempts = 0
         self.auth_sent = ""
-        self.expired_retry = False
 
 
 class ApnsClient:
@@ -93,9 +99,6 @@ class ApnsClient:
         connections: int = 1,
         max_in_flight: int = 2000,
         request_timeout: float = 30.0,
-        max_attempts: int = 3,
-        backoff_base: float = 0.5,
-        backoff_cap: float = 30.0,
         ping_interval: float = 60.0,
     ) -> None:
         if environment not in ("production", "development"):
@@ -104,8 +107,6 @@ class ApnsClient:
             )
         if not isinstance(topic, str) or not topic or " " in topic:
             raise ConfigurationError(f"topic must be the app's bundle id, got {topic!r}", field="topic")
-        if max_attempts < 1:
-            raise ConfigurationError("max_attempts must be at least 1", field="max_attempts")
         self.auth = auth
         self.topic = topic
         self.environment = environment
@@ -120,9 +121,6 @@ class ApnsClient:
                 ca_file=ca_file, client_cert=auth if isinstance(auth, CertificateAuth) else None
             )
         self.max_in_flight = max_in_flight
-        self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
         self.stats = ApnsStats()
         #: set when APNs said the credentials or topic are wrong; nothing more is sent until reset
         self.broken: str | None = None
@@ -211,7 +209,13 @@ class ApnsClient:
                     exhausted = True
                     break
                 outstanding += 1
-                self.start(item[0], item[1], item[2], item[3] if len(item) > 3 else None, done)
+                apns_id = item[3] if len(item) > 3 else None
+                try:
+                    self.start(item[0], item[1], item[2], apns_id, done)
+                except NotificationError as exc:
+                    # this item alone can never be sent: answer it, never retried, and go on
+                    outstanding -= 1
+                    results.append(_rejected(item[1], item[2], apns_id, exc))
             while results:
                 yield results.popleft()
             if exhausted and outstanding == 0:
@@ -238,10 +242,14 @@ class ApnsClient:
             apns_id = f"{p[:8]}-{p[8:12]}-4{p[13:16]}-{_VARIANT[p[16]]}{p[17:20]}-{self._id_counter:012x}"
         job = _Job(rendered, token, tag, apns_id, on_done)
         if not isinstance(token, str) or not _TOKEN_RE.fullmatch(token):
-            self._finish(job, Outcome.TOKEN_DEAD, 0, "BadDeviceToken", detail="not a hex APNs device token")
+            self._finish(
+                job, Outcome.TOKEN_DEAD, 0, "BadDeviceToken", detail="not a hex APNs device token", sent=False
+            )
             return
         if self.broken is not None:
-            self._finish(job, Outcome.CONFIG_BROKEN, 0, self.broken, detail="sending stopped for this app")
+            self._finish(
+                job, Outcome.CONFIG_BROKEN, 0, self.broken, detail="sending stopped for this app", sent=False
+            )
             return
         self._submit(job)
 
@@ -279,7 +287,6 @@ class ApnsClient:
             headers.append((b"apns-expiration", b"%d" % r.expiration))
         if r.collapse_id is not None:
             headers.append((b"apns-collapse-id", r.collapse_id.encode()))
-        job.attempts += 1
         self.stats.sent += 1
         pool.submit(PendingRequest(headers, r.body, self._on_answer, job))
 
@@ -287,7 +294,8 @@ class ApnsClient:
     def _on_answer(self, req: PendingRequest, answer: Response | TransportError) -> None:
         job: _Job = req.tag
         if isinstance(answer, TransportError):
-            self._retry_or_finish(job, Outcome.RETRY, 0, type(answer).__name__, detail=str(answer))
+            # no answer from APNs: the connection died, the deadline passed... (status 0)
+            self._finish(job, Outcome.RETRY, 0, type(answer).__name__, detail=str(answer))
             return
         status = answer.status
         if status == 200:
@@ -297,17 +305,19 @@ class ApnsClient:
             return
         reason, timestamp = _parse_error(answer.body)
         outcome = classify(status, reason)
+        if reason is None:
+            reason = _REASON_BY_STATUS.get(status)  # an empty error body still gets a readable reason
         retry_after = _retry_after(answer)
         if status == 403 and reason == "ExpiredProviderToken" and isinstance(self.auth, TokenAuth):
             self.stats.jwt_rejections += 1
-            if not job.expired_retry and self.auth.token_rejected(job.auth_sent, reason):
-                # a fresh token was minted: drop this connection and resend at once (same apns-id)
-                job.expired_retry = True
-                self._ensure_pool().retire(req.conn)
-                self.stats.retries += 1
-                self._submit(job)
-                return
-            outcome = Outcome.CONFIG_BROKEN
+            if self.auth.token_rejected(job.auth_sent, reason):
+                # a fresh token is minted: the connection that carried the old one goes, and the
+                # next attempt (the caller's) uses the new token
+                if self._pool is not None:
+                    self._pool.retire(req.conn)
+                outcome = Outcome.RETRY
+            else:
+                outcome = Outcome.CONFIG_BROKEN
         if outcome is Outcome.CONFIG_BROKEN and self.broken is None:
             self.broken = f"{status} {reason}"
             log.error(
@@ -317,43 +327,15 @@ class ApnsClient:
                 status,
                 reason,
             )
-        if outcome is Outcome.RETRY:
-            self._retry_or_finish(job, outcome, status, reason, retry_after=retry_after)
-            return
         self._finish(
-            job, outcome, status, reason, provider_id=_header(answer, b"apns-id"), invalid_since=timestamp
+            job,
+            outcome,
+            status,
+            reason,
+            provider_id=_header(answer, b"apns-id"),
+            invalid_since=timestamp,
+            retry_after=retry_after if outcome is Outcome.RETRY else None,
         )
-
-    def _retry_or_finish(
-        self,
-        job: _Job,
-        outcome: Outcome,
-        status: int,
-        reason: str | None,
-        *,
-        detail: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        if job.attempts < self.max_attempts and self._pool is not None and self.broken is None:
-            delay = min(self.backoff_cap, self.backoff_base * 2 ** (job.attempts - 1)) * random.uniform(
-                0.5, 1.0
-            )
-            if retry_after is not None:
-                delay = max(delay, retry_after)
-            self.stats.retries += 1
-            asyncio.get_running_loop().call_later(delay, self._resubmit, job)
-            return
-        self._finish(job, outcome, status, reason, detail=detail, retry_after=retry_after)
-
-    def _resubmit(self, job: _Job) -> None:
-        if self._pool is None:  # closed meanwhile
-            self._finish(
-                job, Outcome.RETRY, 0, "ClientClosed", detail="the client was closed before the retry"
-            )
-        elif self.broken is not None:
-            self._finish(job, Outcome.CONFIG_BROKEN, 0, self.broken, detail="sending stopped for this app")
-        else:
-            self._submit(job)
 
     def _finish(
         self,
@@ -366,6 +348,7 @@ class ApnsClient:
         invalid_since: int | None = None,
         retry_after: float | None = None,
         detail: str | None = None,
+        sent: bool = True,
     ) -> None:
         outcomes = self.stats.outcomes
         outcomes[outcome.value] = outcomes.get(outcome.value, 0) + 1
@@ -378,10 +361,36 @@ class ApnsClient:
                 provider_id=provider_id or job.apns_id,
                 token_invalid_since=invalid_since,
                 retry_after=retry_after,
-                attempts=max(job.attempts, 1),
+                attempts=1 if sent else 0,  # requests made for it: this client never makes two
                 tag=job.tag,
             )
         )
+
+
+#: HTTP reason phrases, for an error answer without an APNs reason in its body.
+_REASON_BY_STATUS = {
+    400: "BadRequest",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    410: "Gone",
+    413: "PayloadTooLarge",
+    429: "TooManyRequests",
+    500: "InternalServerError",
+    503: "ServiceUnavailable",
+}
+
+
+def _rejected(token: str, tag: Any, apns_id: str | None, exc: NotificationError) -> DeliveryResult:
+    """The result of an item whose notification cannot be rendered (too large, a bad field)."""
+    return DeliveryResult(
+        token=token if isinstance(token, str) else str(token),
+        outcome=Outcome.PAYLOAD_REJECTED,
+        reason=f"{exc} (field: {exc.field})" if exc.field else str(exc),
+        provider_id=apns_id,
+        attempts=0,
+        tag=tag,
+    )
 
 
 def _header(response: Response, name: bytes) -> str | None:

@@ -2,8 +2,9 @@
 
 Source: Apple, "Handling notification responses from APNs" (developer.apple.com, Table 2 "Status
 codes" and Table 3 "Error reasons"), as summarised in SPEC §3. Token-level reasons retire the token,
-transient ones are retried with backoff, configuration ones stop the app's sending until an operator
-fixes the credentials or topic, and the rest reject this payload only.
+transient ones are retried by the outbox with backoff (never by the client), configuration ones stop
+the app's sending until an operator fixes the credentials or topic, and the rest reject this payload
+only.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ REASONS: dict[tuple[int, str], Outcome] = {
     (400, "BadTopic"): C,
     (400, "DeviceTokenNotForTopic"): T,
     (400, "DuplicateHeaders"): P,
-    (400, "IdleTimeout"): R,  # the connection idled out: reconnect and resend
+    (400, "IdleTimeout"): R,  # the connection idled out: the next attempt reconnects
     (400, "InvalidPushType"): P,
     (400, "MissingDeviceToken"): T,
     (400, "MissingTopic"): C,
@@ -34,7 +35,7 @@ REASONS: dict[tuple[int, str], Outcome] = {
     # 403 Forbidden: the credentials are wrong
     (403, "BadCertificate"): C,
     (403, "BadCertificateEnvironment"): C,
-    (403, "ExpiredProviderToken"): R,  # mint a new JWT once, drop the connection, resend
+    (403, "ExpiredProviderToken"): R,  # the client mints a new JWT; the next attempt uses it
     (403, "Forbidden"): C,
     (403, "InvalidProviderToken"): C,
     (403, "MissingProviderToken"): C,

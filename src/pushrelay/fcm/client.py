@@ -8,8 +8,14 @@ Same shape as the APNs client so the registry and the outbox dispatch by platfor
             ...
 
 ``send`` never raises for FCM's answers or for transport trouble: they become
-:class:`~pushrelay.outcome.DeliveryResult` outcomes. It raises :class:`NotificationError` only for a
-notification FCM would never accept.
+:class:`~pushrelay.outcome.DeliveryResult` outcomes. A notification FCM would never accept (too
+large, a bad field) raises :class:`NotificationError` from ``send``; ``send_many`` answers that item
+``payload_rejected``, alone, and goes on with the batch.
+
+One call, at most one request to FCM: the client does not retry (the outbox does, with the one
+backoff of :mod:`pushrelay.backoff`). A 401 that refuses our OAuth access token drops that token and
+returns ``retry``; the next attempt mints a new one. If the token minted after such a refusal is
+refused too, the service account is wrong: ``config_broken``.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .._batching import BatchClient
-from .._exceptions import ConfigurationError, CredentialsError, TransportError
+from .._exceptions import ConfigurationError, CredentialsError, NotificationError, TransportError
 from ..notification import Notification
 from ..outcome import DeliveryResult, Outcome
 from .credentials import ServiceAccount
@@ -81,6 +87,9 @@ class FcmClient(BatchClient[str | FcmTarget]):
         # Rendering is the same for every device of a notification: keep the last one, keyed by
         # identity and by the second (the ttl is relative to now).
         self._rendered: tuple[Notification, int, bytes] | None = None
+        # the access token last dropped after a 401: if its successor is refused too, retrying
+        # with yet another one cannot help
+        self._refused_token: str | None = None
 
     async def aclose(self) -> None:
         await self._transport.aclose()
@@ -93,28 +102,34 @@ class FcmClient(BatchClient[str | FcmTarget]):
         """Deliver to one registration token, ``"topic:<name>"`` or ``"condition:<expr>"``."""
         target = FcmTarget.parse(token)
         label = str(target)
-        body = self._body(notification, target)
+        try:
+            body = self._body(notification, target)
+        except NotificationError:
+            raise
+        except (ValueError, TypeError) as exc:
+            # any rendering failure is this notification's problem: send_many answers the item
+            # payload_rejected and goes on with the batch
+            raise NotificationError(f"cannot render the FCM message: {exc}") from None
         if target.kind == "token" and not target.value.strip():
-            return DeliveryResult(label, Outcome.TOKEN_DEAD, reason="empty FCM registration token")
-        attempts = 0
-        while True:
-            attempts += 1
-            try:
-                access_token = await self.credentials.access_token()
-            except CredentialsError as exc:
-                return DeliveryResult(label, Outcome.CONFIG_BROKEN, reason=str(exc), attempts=attempts)
-            except TransportError as exc:
-                return DeliveryResult(label, Outcome.RETRY, reason=str(exc), attempts=attempts)
-            headers = {"authorization": f"Bearer {access_token}", "content-type": "application/json"}
-            try:
-                response = await self._transport.post(self._path, headers, body)
-            except TransportError as exc:
-                return DeliveryResult(label, Outcome.RETRY, reason=str(exc), attempts=attempts)
-            if response.status == 401 and attempts == 1 and _is_oauth_refusal(response):
-                # The token was revoked or expired early: mint a new one and try once more.
-                self.credentials.invalidate(access_token)
-                continue
-            return self._result(label, target, response, attempts)
+            return DeliveryResult(
+                label, Outcome.TOKEN_DEAD, reason="empty FCM registration token", attempts=0
+            )
+        try:
+            access_token = await self.credentials.access_token()
+        except CredentialsError as exc:
+            return DeliveryResult(label, Outcome.CONFIG_BROKEN, reason=str(exc), attempts=0)
+        except TransportError as exc:
+            return DeliveryResult(label, Outcome.RETRY, reason=str(exc), attempts=0)
+        headers = {"authorization": f"Bearer {access_token}", "content-type": "application/json"}
+        try:
+            response = await self._transport.post(self._path, headers, body)
+        except TransportError as exc:
+            return DeliveryResult(label, Outcome.RETRY, reason=f"{type(exc).__name__}: {exc}")
+        if response.status == 401 and _is_oauth_refusal(response):
+            return self._oauth_refused(label, response, access_token)
+        if response.status == 200:
+            self._refused_token = None
+        return self._result(label, target, response)
 
     # -- internals -------------------------------------------------------------------------------
     def _body(self, notification: Notification, target: FcmTarget) -> bytes:
@@ -135,11 +150,26 @@ class FcmClient(BatchClient[str | FcmTarget]):
         rest = message[1:-1]
         return head + field + (b"," + rest if rest else b"") + b"}}"
 
-    def _result(self, label: str, target: FcmTarget, response: HttpResponse, attempts: int) -> DeliveryResult:
+    def _oauth_refused(self, label: str, response: HttpResponse, access_token: str) -> DeliveryResult:
+        """FCM refused our access token (revoked, or expired early). The first time, drop it and
+        answer ``retry``: the caller's next attempt mints a new one. When the token minted after
+        that is refused as well, the service account itself is refused: ``config_broken``."""
+        error = parse_error(response.status, response.body)
+        refused_before = self._refused_token
+        if refused_before is not None and refused_before != access_token:
+            return DeliveryResult(label, Outcome.CONFIG_BROKEN, response.status, reason=error.reason)
+        self._refused_token = access_token
+        self.credentials.invalidate(access_token)
+        return DeliveryResult(
+            label,
+            Outcome.RETRY,
+            response.status,
+            reason=f"{error.reason}: the access token was refused; the next attempt uses a new one",
+        )
+
+    def _result(self, label: str, target: FcmTarget, response: HttpResponse) -> DeliveryResult:
         if response.status == 200:
-            return DeliveryResult(
-                label, Outcome.DELIVERED, 200, provider_id=_message_name(response.body), attempts=attempts
-            )
+            return DeliveryResult(label, Outcome.DELIVERED, 200, provider_id=_message_name(response.body))
         error = parse_error(response.status, response.body)
         outcome = classify(error, is_token=target.kind == "token")
         retry_after = parse_retry_after(response.headers.get("retry-after"), now=self._clock())
@@ -151,7 +181,6 @@ class FcmClient(BatchClient[str | FcmTarget]):
             response.status,
             reason=error.reason,
             retry_after=retry_after if outcome is Outcome.RETRY else None,
-            attempts=attempts,
         )
 
 

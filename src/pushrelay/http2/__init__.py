@@ -2,5 +2,15 @@
 
 from .connection import PendingRequest, Response
 from .pool import Http2Pool, PoolStats
+from .protocol import ErrorCode, FrameTooLargeError, HeaderListTooLargeError, ResponseTooLargeError
 
-__all__ = ["Http2Pool", "PendingRequest", "PoolStats", "Response"]
+__all__ = [
+    "ErrorCode",
+    "FrameTooLargeError",
+    "HeaderListTooLargeError",
+    "Http2Pool",
+    "PendingRequest",
+    "PoolStats",
+    "Response",
+    "ResponseTooLargeError",
+]

@@ -33,7 +33,7 @@ Response = ResponseReceived
 class PendingRequest:
     """A request on its way: what to send, when to give up, and whom to tell."""
 
-    __slots__ = ("attempts", "body", "callback", "conn", "deadline", "headers", "tag")
+    __slots__ = ("body", "callback", "conn", "deadline", "headers", "sends", "tag")
 
     def __init__(
         self,
@@ -47,7 +47,7 @@ class PendingRequest:
         self.callback = callback
         self.tag = tag
         self.deadline = 0.0
-        self.attempts = 0  # how many times it was put on a connection
+        self.sends = 0  # how many times it was put on a connection (> 1 only for unprocessed resends)
         self.conn: Http2Connection | None = None
 
 
@@ -77,7 +77,7 @@ class Http2Connection(asyncio.Protocol):
 
     def submit(self, req: PendingRequest) -> None:
         sid = self.proto.send_request(req.headers, req.body)
-        req.attempts += 1
+        req.sends += 1
         req.conn = self
         self.inflight[sid] = req
         self._schedule_flush()
@@ -115,16 +115,23 @@ class Http2Connection(asyncio.Protocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
+        if self.lost:  # failed with a connection error: what still arrives is not read
+            return
         self.last_read = self.loop.time()
         self._in_read = True
         try:
             try:
                 events = self.proto.receive(data)
             except ProtocolError as exc:
+                # a connection error (RFC 9113 §5.4.1): GOAWAY with the code, then close. close()
+                # lets the GOAWAY out (abort would discard it); a peer that does not read gets
+                # aborted shortly after. Requests in flight fail with the error, never resent.
                 self.proto.close(exc.error_code)
                 self._flush()
                 self._fail_all(exc)
-                self.abort()
+                if self.transport is not None:
+                    self.transport.close()
+                    self.loop.call_later(1.0, self.abort)
                 return
             pool = self.pool
             for ev in events:

@@ -3,11 +3,16 @@
 * Requests wait in one FIFO queue and are started on the connection with the most free streams,
   following each server's SETTINGS_MAX_CONCURRENT_STREAMS as it changes (APNs starts at 1).
 * More connections (up to ``connections``) are opened when the queue outgrows the open ones.
-* Requests the server did not process (GOAWAY above ``last_stream_id``, REFUSED_STREAM) go back to
-  the head of the queue and are resent on another connection; so are requests whose connection died
-  before an answer (the server may have processed them: at-least-once), up to ``max_attempts``.
-* Reconnecting backs off exponentially with jitter; after ``connect_attempts`` failures in a row the
-  queued requests fail with :class:`ConnectError` so callers can schedule their own retry.
+* The pool resends only what the server provably never processed: streams above a GOAWAY's
+  ``last_stream_id`` and streams reset with REFUSED_STREAM (RFC 9113 §8.7). They go back to the head
+  of the queue, at most ``max_resends`` times each, and are counted apart
+  (``stats.resent_unprocessed``): they are not attempts, the server did no work for them.
+* Anything else is not retried here. A request whose connection died before its answer (the
+  server may have processed it), a reset stream, a timeout: its callback gets the
+  :class:`TransportError`, and the caller (the outbox, through the provider client) decides.
+  Retrying owns one place, with one backoff (:mod:`pushrelay.backoff`).
+* Reconnecting backs off with that same backoff; after ``connect_attempts`` failures in a row the
+  queued requests (never sent) fail with :class:`ConnectError`.
 * Every request has a deadline; idle connections are PINGed and dropped when the PING goes unanswered.
 """
 
@@ -15,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import ssl
 from collections import deque
 from collections.abc import Callable
@@ -29,8 +33,9 @@ from .._exceptions import (
     RequestTimeout,
     TransportError,
 )
+from ..backoff import Backoff
 from .connection import Http2Connection, PendingRequest, Response
-from .protocol import ConnectionTerminated, StreamReset
+from .protocol import ConnectionTerminated, ErrorCode, StreamReset
 
 __all__ = ["Http2Pool", "PoolStats"]
 
@@ -45,13 +50,15 @@ class PoolStats:
         "ping_timeouts",
         "pings",
         "requests",
-        "requeued",
+        "resent_unprocessed",
         "responses",
         "timeouts",
     )
 
     def __init__(self) -> None:
-        self.requests = self.responses = self.requeued = self.timeouts = 0
+        self.requests = self.responses = self.timeouts = 0
+        #: requests resent because the server provably never processed them (GOAWAY, REFUSED_STREAM)
+        self.resent_unprocessed = 0
         self.connections_opened = self.connect_failures = self.goaways = 0
         self.pings = self.ping_timeouts = 0
 
@@ -68,7 +75,7 @@ class Http2Pool:
         connect_timeout: float = 10.0,
         ping_interval: float = 60.0,
         ping_timeout: float = 10.0,
-        max_attempts: int = 3,
+        max_resends: int = 3,
         connect_attempts: int = 4,
         backoff_base: float = 0.2,
         backoff_cap: float = 30.0,
@@ -88,7 +95,7 @@ class Http2Pool:
         self.connect_timeout = connect_timeout
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
-        self.max_attempts = max_attempts
+        self.max_resends = max_resends
         self.connect_attempts = connect_attempts
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
@@ -268,9 +275,7 @@ class Http2Pool:
                 req = self._waiting.popleft()
                 req.callback(req, exc)
             return
-        delay = min(self.backoff_cap, self.backoff_base * 2 ** (self._failures - 1)) * random.uniform(
-            0.5, 1.0
-        )
+        delay = Backoff(self.backoff_base, self.backoff_cap).delay(self._failures)
         self._reconnect_handle = asyncio.get_running_loop().call_later(delay, self._reconnect)
 
     def _reconnect(self) -> None:
@@ -288,24 +293,30 @@ class Http2Pool:
 
     def stream_reset(self, req: PendingRequest, ev: StreamReset) -> None:
         if ev.unprocessed:
-            self._requeue([req], ConnectionLostError("stream refused by the server"))
+            self._resend_unprocessed(
+                [req], ConnectionLostError("stream refused by the server (REFUSED_STREAM)")
+            )
         else:
-            req.callback(req, ConnectionLostError(f"stream reset by the server (error code {ev.error_code})"))
+            req.callback(
+                req, ConnectionLostError(f"stream reset by the server ({ErrorCode.name(ev.error_code)})")
+            )
 
     def goaway(
         self, conn: Http2Connection, ev: ConnectionTerminated, unprocessed: list[PendingRequest]
     ) -> None:
         self.stats.goaways += 1
-        # never processed by the server: safe to resend whatever their attempt count
-        for req in unprocessed:
-            req.attempts -= 1
-        self._requeue(unprocessed, ConnectionLostError("GOAWAY from the server"))
+        self._resend_unprocessed(
+            unprocessed, ConnectionLostError(f"GOAWAY from the server ({ErrorCode.name(ev.error_code)})")
+        )
         self._changed()
 
     def connection_failed(
         self, conn: Http2Connection, reqs: list[PendingRequest], error: TransportError
     ) -> None:
-        self._requeue(reqs, error)
+        """The connection died with ``reqs`` unanswered: the server may have processed them, so they
+        are not resent here; each caller gets the error (a ``retry`` outcome, owned by the outbox)."""
+        for req in reqs:
+            req.callback(req, error)
 
     def connection_closed(self, conn: Http2Connection) -> None:
         with contextlib.suppress(ValueError):
@@ -314,14 +325,16 @@ class Http2Pool:
         if not self._closed:
             self.pump()
 
-    def _requeue(self, reqs: list[PendingRequest], error: TransportError) -> None:
+    def _resend_unprocessed(self, reqs: list[PendingRequest], error: TransportError) -> None:
+        """Requests the server did no work for go back to the head of the queue, a bounded number of
+        times (a server refusing forever must not keep them here)."""
         retry = []
         for req in reqs:
-            if req.attempts >= self.max_attempts:
+            if req.sends > self.max_resends:
                 req.callback(req, error)
             else:
                 retry.append(req)
-        self.stats.requeued += len(retry)
+        self.stats.resent_unprocessed += len(retry)
         self._waiting.extendleft(reversed(retry))  # keep their original order, ahead of newer work
         if not self._closed:
             asyncio.get_running_loop().call_soon(self.pump)
@@ -375,7 +388,7 @@ class Http2Pool:
                     continue
                 if conn.ping_sent_at is not None and now - conn.ping_sent_at > self.ping_timeout:
                     self.stats.ping_timeouts += 1
-                    conn.abort()  # unanswered PING: the connection is dead (connection_lost requeues)
+                    conn.abort()  # unanswered PING: dead; connection_lost fails its requests
                 elif conn.ping_sent_at is None and now - conn.last_read > self.ping_interval:
                     self.stats.pings += 1
                     conn.ping()

@@ -22,6 +22,17 @@ Stream states and the frames that move them (RFC 9113 §5.1, client side)::
     open / half-closed  recv HEADERS or DATA +END_STR  closed   -> ResponseReceived
     open / half-closed  recv RST_STREAM                closed   -> StreamReset
     any                 recv GOAWAY, id > last_id      closed   -> ConnectionTerminated.unprocessed
+
+Limits, as the ``h2`` library enforces them, so that a hostile or broken server cannot make us buffer
+without bound (each is a connection error: GOAWAY with the code, then the connection is dropped):
+
+* a frame longer than our SETTINGS_MAX_FRAME_SIZE (16 KiB) -> FRAME_SIZE_ERROR, detected from the
+  9-byte frame header, before its payload is read (:class:`FrameTooLargeError`);
+* a header block (HEADERS + CONTINUATION) longer than our SETTINGS_MAX_HEADER_LIST_SIZE (64 KiB), or
+  spread over more than ``MAX_CONTINUATIONS`` frames, or decoding to a header list over that size
+  -> ENHANCE_YOUR_CALM (:class:`HeaderListTooLargeError`);
+* a response body over ``MAX_RESPONSE_BODY`` -> ENHANCE_YOUR_CALM (:class:`ResponseTooLargeError`;
+  push providers answer with a few hundred bytes).
 """
 
 from __future__ import annotations
@@ -40,8 +51,11 @@ __all__ = [
     "ConnectionTerminated",
     "ErrorCode",
     "Event",
+    "FrameTooLargeError",
+    "HeaderListTooLargeError",
     "PingAcknowledged",
     "ResponseReceived",
+    "ResponseTooLargeError",
     "SettingsChanged",
     "StreamReset",
 ]
@@ -56,15 +70,19 @@ DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDO
 END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY_FLAG = 0x1, 0x1, 0x4, 0x8, 0x20
 # settings identifiers
 HEADER_TABLE_SIZE, ENABLE_PUSH, MAX_CONCURRENT_STREAMS, INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE = 1, 2, 3, 4, 5
+MAX_HEADER_LIST_SIZE = 6
 
 try:  # jh2 ships a compiled HPACK codec; the pure-Python one is ~12x slower on response headers
     from jh2._hazmat import Decoder as _Decoder
     from jh2._hazmat import HPACKError as _Jh2HPACKError
+    from jh2._hazmat import OversizedHeaderListError as _Jh2Oversized
 
     _HPACK_ERRORS: tuple[type[Exception], ...] = (hpack.HPACKError, _Jh2HPACKError)
+    _OVERSIZED: tuple[type[Exception], ...] = (hpack.OversizedHeaderListError, _Jh2Oversized)
 except ImportError:  # pragma: no cover - platforms without a jh2 wheel
     _Decoder = hpack.Decoder
     _HPACK_ERRORS = (hpack.HPACKError,)
+    _OVERSIZED = (hpack.OversizedHeaderListError,)
 
 MAX_WINDOW = 2**31 - 1
 MAX_STREAM_ID = 2**31 - 1
@@ -88,6 +106,34 @@ class ErrorCode:
     CANCEL = 0x8
     COMPRESSION_ERROR = 0x9
     ENHANCE_YOUR_CALM = 0xB
+
+    @classmethod
+    def name(cls, code: int) -> str:
+        for key, value in vars(cls).items():
+            if value == code and key.isupper():
+                return key
+        return f"0x{code:x}"
+
+
+class FrameTooLargeError(ProtocolError):
+    """The server sent a frame longer than our SETTINGS_MAX_FRAME_SIZE (FRAME_SIZE_ERROR)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, error_code=ErrorCode.FRAME_SIZE_ERROR)
+
+
+class HeaderListTooLargeError(ProtocolError):
+    """A header block or header list over our limits (ENHANCE_YOUR_CALM)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, error_code=ErrorCode.ENHANCE_YOUR_CALM)
+
+
+class ResponseTooLargeError(ProtocolError):
+    """A response body too large to be a push provider's answer (ENHANCE_YOUR_CALM)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, error_code=ErrorCode.ENHANCE_YOUR_CALM)
 
 
 # -- events ----------------------------------------------------------------------------------------
@@ -134,7 +180,17 @@ Event = ResponseReceived | StreamReset | ConnectionTerminated | SettingsChanged 
 
 
 class _Stream:
-    __slots__ = ("body", "header_block", "headers", "pending", "recv_consumed", "send_window", "status")
+    __slots__ = (
+        "body",
+        "body_size",
+        "continuations",
+        "header_block",
+        "headers",
+        "pending",
+        "recv_consumed",
+        "send_window",
+        "status",
+    )
 
     def __init__(self, send_window: int) -> None:
         self.send_window = send_window
@@ -142,7 +198,9 @@ class _Stream:
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
+        self.body_size = 0
         self.header_block: bytearray | None = None  # collecting HEADERS + CONTINUATION
+        self.continuations = 0
         self.recv_consumed = 0
 
 
@@ -152,12 +210,20 @@ class ClientProtocol:
     #: our receive windows: large, so a slow reader never stalls the provider
     STREAM_WINDOW = 1 << 20
     CONNECTION_WINDOW = 1 << 24
+    #: what we advertise and enforce (RFC 9113 §4.2, §6.5.2); the frame size is the protocol default
+    MAX_FRAME_SIZE = 16384
+    MAX_HEADER_LIST_SIZE = 1 << 16
+    #: a header block may be split, but not into a flood of tiny frames (the 2024 CONTINUATION flood)
+    MAX_CONTINUATIONS = 64
+    #: APNs and FCM answer with a few hundred bytes; a generous bound, far above any push answer
+    MAX_RESPONSE_BODY = 8 << 20
 
     def __init__(self, *, indexable_headers: frozenset[bytes] = frozenset()) -> None:
         self._out: list[bytes] = []
         self._in = bytearray()
         self._encoder = HeaderEncoder(indexable_headers)
         self._decoder = _Decoder()
+        self._decoder.max_header_list_size = self.MAX_HEADER_LIST_SIZE
         self._streams: dict[int, _Stream] = {}
         self._blocked: deque[int] = deque()  # streams whose body waits for send window
         self._next_stream_id = 1
@@ -186,6 +252,8 @@ class ClientProtocol:
                 (ENABLE_PUSH, 0),
                 (INITIAL_WINDOW_SIZE, self.STREAM_WINDOW),
                 (MAX_CONCURRENT_STREAMS, 0),
+                (MAX_FRAME_SIZE, self.MAX_FRAME_SIZE),
+                (MAX_HEADER_LIST_SIZE, self.MAX_HEADER_LIST_SIZE),
             )
         )
         self._out.append(PREFACE)
@@ -303,6 +371,12 @@ class ClientProtocol:
             while end - pos >= 9:
                 hi, lo, ftype, flags, sid = _FRAME_HEADER.unpack_from(buf, pos)
                 length = (hi << 8) | lo
+                if length > self.MAX_FRAME_SIZE:
+                    # refused from the header alone: the payload is never buffered
+                    raise FrameTooLargeError(
+                        f"a frame of {length} bytes (type {ftype}) is over our maximum frame size "
+                        f"of {self.MAX_FRAME_SIZE}"
+                    )
                 if end - pos - 9 < length:
                     break
                 payload = bytes(buf[pos + 9 : pos + 9 + length])
@@ -336,6 +410,7 @@ class ClientProtocol:
             self._headers_complete(sid, stream, payload, bool(flags & END_STREAM), orphan, events)
         else:
             stream.header_block = bytearray(payload)
+            stream.continuations = 0
             self._continuation_stream = sid
             self._continuation_end_stream = bool(flags & END_STREAM)
             self._continuation_orphan = orphan
@@ -346,6 +421,16 @@ class ClientProtocol:
             raise ProtocolError("CONTINUATION on the wrong stream", error_code=ErrorCode.PROTOCOL_ERROR)
         stream = self._continuation_holder
         assert stream.header_block is not None
+        stream.continuations += 1
+        if len(stream.header_block) + len(payload) > self.MAX_HEADER_LIST_SIZE:
+            raise HeaderListTooLargeError(
+                f"the header block of stream {sid} is over our maximum header list size of "
+                f"{self.MAX_HEADER_LIST_SIZE} bytes"
+            )
+        if stream.continuations > self.MAX_CONTINUATIONS:
+            raise HeaderListTooLargeError(
+                f"the header block of stream {sid} came in over {self.MAX_CONTINUATIONS} CONTINUATION frames"
+            )
         stream.header_block += payload
         if flags & END_HEADERS:
             block = bytes(stream.header_block)
@@ -360,6 +445,10 @@ class ClientProtocol:
     ) -> None:
         try:
             headers = [(h[0], h[1]) for h in self._decoder.decode(block, raw=True)]
+        except _OVERSIZED:
+            raise HeaderListTooLargeError(
+                f"the header list of stream {sid} decodes to over {self.MAX_HEADER_LIST_SIZE} bytes"
+            ) from None
         except _HPACK_ERRORS as exc:
             raise ProtocolError(f"bad header block: {exc}", error_code=ErrorCode.COMPRESSION_ERROR) from None
         if orphan:
@@ -387,6 +476,11 @@ class ClientProtocol:
         stream = self._streams.get(sid)
         if stream is None:
             return  # reset or timed out by us
+        stream.body_size += len(payload)
+        if stream.body_size > self.MAX_RESPONSE_BODY:
+            raise ResponseTooLargeError(
+                f"the response body of stream {sid} is over {self.MAX_RESPONSE_BODY} bytes"
+            )
         stream.body.append(payload)
         if flags & END_STREAM:
             self._finish(sid, stream, events)

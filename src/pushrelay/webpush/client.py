@@ -9,7 +9,12 @@ Same shape as the APNs and FCM clients::
 
 Endpoints are checked against the allow-list before anything is sent; a refused endpoint is a
 ``failed`` outcome (nothing leaves the machine). ``send`` never raises for a push service's answer or
-for transport trouble; it raises :class:`NotificationError` for a notification too large to send.
+for transport trouble. A notification that cannot be rendered (too large, a bad field) raises
+:class:`NotificationError` from ``send``; ``send_many`` answers that item ``payload_rejected``, alone,
+and goes on with the batch.
+
+One call, at most one request: the client does not retry (httpx is not asked to either); the outbox
+does, with the one backoff of :mod:`pushrelay.backoff`.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any
 import httpx
 
 from .._batching import BatchClient
-from .._exceptions import ConfigurationError
+from .._exceptions import ConfigurationError, NotificationError
 from ..fcm.errors import parse_retry_after
 from ..notification import Notification
 from ..outcome import DeliveryResult, Outcome
@@ -85,18 +90,32 @@ class WebPushClient(BatchClient[Subscriptionish]):
 
     async def send(self, notification: Notification, token: Subscriptionish) -> DeliveryResult:
         """Deliver to one subscription (a :class:`WebSubscription` or its browser JSON)."""
-        plaintext = self._plaintext(notification)
+        try:
+            plaintext = self._plaintext(notification)
+        except NotificationError:
+            raise
+        except (ValueError, TypeError) as exc:
+            # any rendering failure is this notification's problem: send_many answers the item
+            # payload_rejected and goes on with the batch
+            raise NotificationError(f"cannot render the Web Push message: {exc}") from None
         try:
             subscription = WebSubscription.from_dict(token)
         except SubscriptionError as exc:
             label = token.get("endpoint") if isinstance(token, Mapping) else None
-            return DeliveryResult(str(label or ""), Outcome.TOKEN_DEAD, reason=f"invalid subscription: {exc}")
+            return DeliveryResult(
+                str(label or ""), Outcome.TOKEN_DEAD, reason=f"invalid subscription: {exc}", attempts=0
+            )
         endpoint = subscription.endpoint
         refused = self.allow_list.reason_refused(endpoint)
         if refused is not None:
-            return DeliveryResult(endpoint, Outcome.FAILED, reason=refused)
+            return DeliveryResult(endpoint, Outcome.FAILED, reason=refused, attempts=0)
         now = self._clock()
-        request_headers = headers(notification, default_ttl=self.default_ttl, now=now)
+        try:
+            request_headers = headers(notification, default_ttl=self.default_ttl, now=now)
+        except NotificationError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise NotificationError(f"cannot render the Web Push headers: {exc}") from None
         request_headers["content-encoding"] = "aes128gcm"
         request_headers["content-type"] = "application/octet-stream"
         request_headers["authorization"] = self.vapid.authorization(_origin(endpoint), now=now)
