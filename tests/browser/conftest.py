@@ -34,9 +34,14 @@ def _unavailable(why: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the whole session."""
+    """One headless Chromium per test module.
+
+    Not per session: while Playwright's sync API is active it runs an event loop in the main thread,
+    and every later test that calls ``asyncio.run()`` would fail with "cannot be called from a running
+    event loop". Leaving the ``with sync_playwright()`` block at the end of the module stops it.
+    """
     executable = _chromium()
     if executable is None:
         _unavailable("Chromium was not found")
