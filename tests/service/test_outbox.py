@@ -70,7 +70,7 @@ def test_lifecycle_with_retry_and_completion(outbox: SqlOutbox) -> None:
             (claimed[1], DeliveryResult("t2", Outcome.RETRY, 503, "ServiceUnavailable")),
         ],
     )
-    assert done == []
+    assert done.completed == [] and done.lost == 0
     st = outbox.status(nid)
     assert st is not None and st.counts["delivered"] == 1 and st.counts["pending"] == 1
     again: list = []
@@ -83,7 +83,7 @@ def test_lifecycle_with_retry_and_completion(outbox: SqlOutbox) -> None:
         time.sleep(0.01)
     assert [c.token for c in again] == ["t2"] and again[0].attempts == 2
     assert again[0].apns_id == apns_ids["t2"]  # the same apns-id on the retry
-    assert outbox.record("w2", [(again[0], DeliveryResult("t2", Outcome.DELIVERED, 200))]) == [nid]
+    assert outbox.record("w2", [(again[0], DeliveryResult("t2", Outcome.DELIVERED, 200))]).completed == [nid]
     st = outbox.status(nid)
     assert st is not None and st.state == "completed" and st.counts == {"total": 2, "delivered": 2}
 
@@ -96,10 +96,11 @@ def test_crashed_worker_lease_is_reclaimed(outbox: SqlOutbox) -> None:
         conn.execute(update(DeliveryRow).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
     second = outbox.claim("alive", limit=10, lease=30)
     assert [c.apns_id for c in second] == [first[0].apns_id]
-    # the dead worker's late answer is ignored; the new owner's counts
-    outbox.record("dead", [(first[0], DeliveryResult("t1", Outcome.DELIVERED, 200))])
+    # the dead worker's late answer is not stored but counted as lost; the new owner's counts
+    late = outbox.record("dead", [(first[0], DeliveryResult("t1", Outcome.DELIVERED, 200))])
+    assert late.lost == 1 and late.completed == []
     assert outbox.claim("x", limit=10, lease=30) == []
-    assert outbox.record("alive", [(second[0], DeliveryResult("t1", Outcome.DELIVERED, 200))])
+    assert outbox.record("alive", [(second[0], DeliveryResult("t1", Outcome.DELIVERED, 200))]).completed
 
 
 def test_idempotency(outbox: SqlOutbox) -> None:
@@ -217,7 +218,7 @@ def test_completion_events_are_written_with_the_completion(outbox: SqlOutbox) ->
     nid = outbox.enqueue(_req()).id
     _expand(outbox, ["t1"])
     (c,) = _claim_all(outbox, "w")
-    assert outbox.record("w", [(c, DeliveryResult("t1", Outcome.DELIVERED, 200))]) == [nid]
+    assert outbox.record("w", [(c, DeliveryResult("t1", Outcome.DELIVERED, 200))]).completed == [nid]
     other = outbox.enqueue(_req(app="b")).id  # b has no webhook: no event
     jobs = outbox.claim_expansions("w", limit=10, lease=30)
     assert outbox.expand_many("w", [(j.notification_id, [], [], ["No recipient found"]) for j in jobs]) == [

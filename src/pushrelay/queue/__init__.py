@@ -17,6 +17,7 @@ from .interface import (
     NotificationStatus,
     Outbox,
     Recipients,
+    Recorded,
 )
 from .policy import DEFAULT_EXPIRY, IDEMPOTENCY_WINDOW, RetryPolicy
 from .sql import SqlOutbox
@@ -36,6 +37,7 @@ __all__ = [
     "NotificationStatus",
     "Outbox",
     "Recipients",
+    "Recorded",
     "RetryPolicy",
     "SqlOutbox",
 ]

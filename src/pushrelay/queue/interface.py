@@ -4,8 +4,9 @@ The embedded backend is SQL (:mod:`pushrelay.queue.sql`); a distributed one (Red
 fit behind the same :class:`Outbox` protocol. The contract in short:
 
 * :meth:`Outbox.enqueue` returns only once the request is durable (committed).
-* Work is handed out in *chunks* under a *lease*: a worker that dies without recording its chunk
-  loses the lease, and the deliveries become claimable again (at-least-once delivery). Each
+* Work is handed out in *chunks* under a short *lease* that the worker's heartbeat renews while it
+  holds them (:meth:`Outbox.heartbeat`): a worker that dies without recording its chunk stops
+  renewing, and the deliveries become claimable again (at-least-once delivery). Each
   delivery keeps the ``apns_id`` it was given when it was created, so a resend after a crash carries
   the same id and the device (and Apple) can recognise the duplicate.
 * Transient outcomes go back to the queue with exponential backoff and jitter, never past the
@@ -116,6 +117,15 @@ class ClaimedDelivery:
 
 
 @dataclass(frozen=True, slots=True)
+class Recorded:
+    """What :meth:`Outbox.record` did: the notifications it completed, and how many results it
+    could not store because their lease had gone to another worker (that worker records them)."""
+
+    completed: list[str] = field(default_factory=list)
+    lost: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class AppPause:
     """Why an app's deliveries are parked, since when, and under which credentials."""
 
@@ -186,15 +196,21 @@ class Outbox(Protocol):
 
     def record(
         self, worker_id: str, results: Sequence[tuple[ClaimedDelivery, DeliveryResult]]
-    ) -> list[str]: ...
+    ) -> Recorded: ...
 
     def release(self, worker_id: str) -> int: ...
+
+    def heartbeat(self, worker_id: str, *, lease: float, hold: float | None = None) -> int: ...
+
+    def forget_worker(self, worker_id: str) -> None: ...
 
     def summaries(self, ids: Sequence[str]) -> list[NotificationStatus]: ...
 
     def payloads(self, ids: Sequence[str]) -> dict[str, tuple[dict[str, Any], float]]: ...
 
     def sweep(self) -> list[str]: ...
+
+    def complete_stragglers(self, limit: int = 500) -> list[str]: ...
 
     def pause(
         self, app: str, reason: str, *, platform: str | None, by: str, fingerprint: str | None

@@ -1,5 +1,6 @@
-"""Tables of the outbox and of the API keys (Alembic revisions ``0002_outbox``, and
-``0003_pauses_webhook_events`` for :class:`AppPauseRow`).
+"""Tables of the outbox and of the API keys (Alembic revisions ``0002_outbox``,
+``0003_pauses_webhook_events`` for :class:`AppPauseRow`, ``0004_outbox_workers`` for
+:class:`WorkerRow`).
 
 Times are stored as naive UTC ``DateTime`` values on both SQLite and PostgreSQL so that the same
 comparisons (``next_attempt_at <= now``) work unchanged on both; :func:`utcnow` is the only clock.
@@ -26,7 +27,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ..db import Base
 
-__all__ = ["ApiKeyRow", "AppPauseRow", "DeliveryRow", "NotificationRow", "ProviderTokenRow", "utcnow"]
+__all__ = [
+    "ApiKeyRow",
+    "AppPauseRow",
+    "DeliveryRow",
+    "NotificationRow",
+    "ProviderTokenRow",
+    "WorkerRow",
+    "utcnow",
+]
 
 _BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
 
@@ -119,6 +128,18 @@ class AppPauseRow(Base):
     paused_at: Mapped[datetime] = mapped_column(DateTime())
     paused_by: Mapped[str] = mapped_column(String(64))
     fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class WorkerRow(Base):
+    """A worker process that holds (or held) leases, and its last heartbeat. Each heartbeat renews
+    every lease the worker holds in one statement per table (see :mod:`.leases`); a worker whose
+    heartbeat stops loses them when they run out."""
+
+    __tablename__ = "outbox_workers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime())
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime())
 
 
 class ApiKeyRow(Base):

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..outcome import DeliveryResult, Outcome
@@ -29,7 +29,9 @@ from .interface import (
     NotificationRequest,
     NotificationState,
     NotificationStatus,
+    Recorded,
 )
+from .leases import OutboxLeases
 from .models import AppPauseRow, utcnow
 from .pauses import OutboxPauses
 from .policy import DEFAULT_EXPIRY, IDEMPOTENCY_WINDOW
@@ -88,7 +90,7 @@ def _naive(dt: datetime | None) -> datetime | None:
     return (dt - dt.utcoffset()).replace(tzinfo=None)  # type: ignore[operator]
 
 
-class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses):
+class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses, OutboxLeases):
     """:class:`~pushrelay.queue.interface.Outbox` on a SQLAlchemy engine."""
 
     # -- accepting ---------------------------------------------------------------------------
@@ -246,42 +248,55 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses):
         out.sort(key=lambda c: c.id)
         return out
 
-    def record(self, worker_id: str, results: Sequence[tuple[ClaimedDelivery, DeliveryResult]]) -> list[str]:
+    def record(self, worker_id: str, results: Sequence[tuple[ClaimedDelivery, DeliveryResult]]) -> Recorded:
         """Store outcomes. Transient ones go back to pending with backoff (or end as ``expired``),
         ``config_broken`` ones are parked (their app is paused, see :mod:`.pauses`), the rest are
         final.
 
-        A row whose lease we lost meanwhile is left alone: its new owner records it. Returns the ids
-        of notifications that this completed."""
+        A row whose lease we lost meanwhile is left alone (its new owner records it) and counted
+        in the answer's ``lost``. Returns that and the notifications this completed."""
         if not results:
-            return []
-        now = utcnow()
+            return Recorded()
         with self._tx() as conn:
-            retried = [c.id for c, res in results if res.outcome is Outcome.RETRY]
-            expiry: dict[int, datetime] = {}
-            if retried:
-                expiry = dict(conn.execute(select(D.id, D.expires_at).where(D.id.in_(retried))).all())
-            alike, rows = self._outcomes(results, expiry, self._paused(conn), now)
-            mine = (D.lease_owner == worker_id, D.state == DeliveryState.IN_FLIGHT.value)
-            for (outcome, status, reason), ids in alike.items():
-                for i in range(0, len(ids), 500):
-                    conn.execute(
-                        update(D)
-                        .where(D.id.in_(ids[i : i + 500]), *mine)
-                        .values(
-                            state=DeliveryState.DONE.value,
-                            outcome=outcome,
-                            status=status,
-                            reason=reason,
-                            lease_owner=None,
-                            updated_at=now,
-                        )
+            return self._record(conn, worker_id, results, utcnow())
+
+    def _record(
+        self,
+        conn: Connection,
+        worker_id: str,
+        results: Sequence[tuple[ClaimedDelivery, DeliveryResult]],
+        now: datetime,
+    ) -> Recorded:
+        retried = [c.id for c, res in results if res.outcome is Outcome.RETRY]
+        expiry: dict[int, datetime] = {}
+        if retried:
+            expiry = dict(conn.execute(select(D.id, D.expires_at).where(D.id.in_(retried))).all())
+        alike, rows = self._outcomes(results, expiry, self._paused(conn), now)
+        mine = (D.lease_owner == worker_id, D.state == DeliveryState.IN_FLIGHT.value)
+        stored = 0  # rows still ours: the rest went to another worker when our lease ran out
+        for (outcome, status, reason), ids in alike.items():
+            for i in range(0, len(ids), 500):
+                stored += conn.execute(
+                    update(D)
+                    .where(D.id.in_(ids[i : i + 500]), *mine)
+                    .values(
+                        state=DeliveryState.DONE.value,
+                        outcome=outcome,
+                        status=status,
+                        reason=reason,
+                        lease_owner=None,
+                        updated_at=now,
                     )
-            if rows:
-                conn.execute(_RECORD_ONE, [{**row, "b_owner": worker_id, "b_now": now} for row in rows])
-            if not alike and all(row["b_state"] != DeliveryState.DONE.value for row in rows):
-                return []
-            return self._complete(conn, sorted({c.notification_id for c, _ in results}))
+                ).rowcount
+        if rows:
+            # executemany: both drivers sum the rows of every parameter set into rowcount
+            stored += conn.execute(
+                _RECORD_ONE, [{**row, "b_owner": worker_id, "b_now": now} for row in rows]
+            ).rowcount
+        lost = len(results) - stored
+        if not alike and all(row["b_state"] != DeliveryState.DONE.value for row in rows):
+            return Recorded([], lost)
+        return Recorded(self._complete(conn, sorted({c.notification_id for c, _ in results})), lost)
 
     def _outcomes(
         self,
@@ -369,3 +384,19 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses):
             self._unpark_orphans(conn)
             self._completion_events(conn, [r.id for r in unsent if r.app in self.event_apps])
             return [r.id for r in unsent] + self._complete(conn, sorted(touched))
+
+    def complete_stragglers(self, limit: int = 500) -> list[str]:
+        """Complete notifications still ``sending`` although none of their deliveries is open.
+
+        Every write that finishes a notification's last delivery completes it in the same
+        transaction (see ``_complete``), so this finds nothing unless that failed somewhere: it is
+        the safety net that keeps a notification from staying ``sending`` forever, and what it
+        finds is counted (``pushrelay_completions_swept_total``)."""
+        open_left = exists().where(D.notification_id == N.id, D.state.in_(OPEN))
+        with self._tx() as conn:
+            ids = list(
+                conn.execute(
+                    select(N.id).where(N.state == NotificationState.SENDING.value, ~open_left).limit(limit)
+                ).scalars()
+            )
+            return self._complete(conn, ids)

@@ -186,34 +186,34 @@ class SqlBase:
 
     def _complete(self, conn: Connection, ids: Sequence[str]) -> list[str]:
         """Mark completed those of ``ids`` that are sending and have no open delivery left; their
-        ``notification.completed`` webhook events are written in this same transaction."""
+        ``notification.completed`` webhook events are written in this same transaction.
+
+        Every path that can complete a notification comes through here, after the writes that
+        may have made it complete (recording its last deliveries, or finishing its expansion):
+        that is what closes the race between them. On PostgreSQL (READ COMMITTED), two such
+        transactions would each check in a snapshot without the other's uncommitted writes, and
+        neither would complete the notification. So the notification row is locked first,
+        whatever its state, ``FOR NO KEY UPDATE`` (the lock an ``UPDATE`` of it takes): the later
+        transaction waits for the earlier one to commit, and its check, a new statement with a
+        new snapshot, sees the earlier one's work. ``finish_expansion`` holds that lock from its
+        own ``UPDATE`` to ``sending``. Rows are locked in id order, so two transactions never wait
+        on each other in a cycle. SQLite runs one writer at a time and needs no lock."""
         if not ids:
             return []
+        ordered = sorted(set(ids))
         open_left = exists().where(D.notification_id == N.id, D.state.in_(OPEN))
         done: list[tuple[str, str]] = []
-        for i in range(0, len(ids), _IN_CHUNK):
+        for i in range(0, len(ordered), _IN_CHUNK):
+            part = ordered[i : i + _IN_CHUNK]
             if self._pg:
-                # Two transactions recording the last deliveries of one notification at the same
-                # time would each see the other's rows still open (READ COMMITTED), and neither
-                # would complete it. Taking the row first serialises them: the second one's check
-                # (a new statement, so a new snapshot) sees what the first committed.
                 conn.execute(
-                    select(N.id)
-                    .where(
-                        N.id.in_(sorted(ids[i : i + _IN_CHUNK])), N.state == NotificationState.SENDING.value
-                    )
-                    .order_by(N.id)
-                    .with_for_update(key_share=True)
+                    select(N.id).where(N.id.in_(part)).order_by(N.id).with_for_update(key_share=True)
                 )
             done += [
                 (r.id, r.app)
                 for r in conn.execute(
                     update(N)
-                    .where(
-                        N.id.in_(list(ids[i : i + _IN_CHUNK])),
-                        N.state == NotificationState.SENDING.value,
-                        ~open_left,
-                    )
+                    .where(N.id.in_(part), N.state == NotificationState.SENDING.value, ~open_left)
                     .values(state=NotificationState.COMPLETED.value, completed_at=utcnow())
                     .returning(N.id, N.app)
                 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from .interface import DeviceRef, ExpansionJob, NotificationState, Recipients
 from .models import utcnow
@@ -125,13 +125,26 @@ class OutboxExpansion(SqlBase):
             ]
             self._insert_rows(conn, rows)
             # one executemany for the lot (psycopg pipelines it), not a statement per notification
-            marks = [{"b_id": nid, "b_w": w, "b_e": e} for nid, _d, w, e in jobs if nid in mine]
+            # in id order, the order in which ``_complete`` locks notification rows
+            marks = [
+                {"b_id": nid, "b_w": w, "b_e": e}
+                for nid, _d, w, e in sorted(jobs, key=lambda j: j[0])
+                if nid in mine
+            ]
             if marks:
                 conn.execute(_MARK_SENDING, marks)
             return self._complete(conn, [nid for nid, devices, _w, _e in jobs if nid in mine and not devices])
 
     def finish_expansion(self, notification_id: str, *, warnings: list[str], errors: list[str]) -> list[str]:
-        """Mark the recipients resolved; returns ``[id]`` when that already completes it (no devices)."""
+        """Mark the recipients resolved; returns ``[id]`` when that already completes it (no
+        device, or every delivery recorded while it was expanding). The ``UPDATE`` to ``sending``
+        locks the row until commit: a concurrent ``record`` of its last deliveries waits in
+        ``_complete`` and then sees it sending (see ``SqlBase._complete``)."""
         with self._tx() as conn:
-            conn.execute(_MARK_SENDING, [{"b_id": notification_id, "b_w": warnings, "b_e": errors}])
-            return self._complete(conn, [notification_id])
+            return self._finish_expansion(conn, notification_id, warnings=warnings, errors=errors)
+
+    def _finish_expansion(
+        self, conn: Connection, notification_id: str, *, warnings: list[str], errors: list[str]
+    ) -> list[str]:
+        conn.execute(_MARK_SENDING, [{"b_id": notification_id, "b_w": warnings, "b_e": errors}])
+        return self._complete(conn, [notification_id])

@@ -72,6 +72,16 @@ class Metrics:
         self.tokens_retired = Counter(
             "pushrelay_tokens_retired", "Devices retired", ["app", "reason"], registry=r
         )
+        self.lease_lost = Counter(
+            "pushrelay_lease_lost",
+            "Results a worker could not record because its lease had gone to another worker",
+            registry=r,
+        )
+        self.completions_swept = Counter(
+            "pushrelay_completions_swept",
+            "Notifications left sending with every delivery final, completed by the sweeper",
+            registry=r,
+        )
         self._depth_fn: Callable[[], dict[str, int]] | None = None
         self._provider_fn: Callable[[], Iterable[Metric]] | None = None
         self._pauses_fn: Callable[[], Iterable[AppPause]] | None = None

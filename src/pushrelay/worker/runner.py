@@ -2,8 +2,9 @@
 records every outcome.
 
 Crash safety comes from the order of operations: a delivery is leased (committed) before it is
-sent and recorded after the provider answered. A crash in between leaves the lease to expire,
-and the delivery is sent again with the apns-id it has had since it was created, so the device
+sent and recorded after the provider answered. Leases are short (30 s) and a heartbeat renews
+them while this worker lives (see :mod:`pushrelay.queue.leases`). A crash in between leaves the
+lease to expire within one lease time, and the delivery is sent again with the apns-id it has had since it was created, so the device
 (or anyone reading the sandbox records) sees a duplicate, never a loss. Results are recorded in
 small batches while a chunk is still streaming, which keeps that duplicate window small.
 
@@ -47,7 +48,9 @@ Results = list[tuple[ClaimedDelivery, DeliveryResult]]
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
     chunk: int = 500  # deliveries claimed at once
-    lease: float = 120.0  # seconds before an unrecorded chunk is handed to another worker
+    lease: float = 30.0  # seconds without a heartbeat before a held chunk goes to another worker
+    heartbeat: float | None = None  # seconds between two renewals of our leases; None: lease / 3
+    hold: float = 600.0  # seconds after its claim that a chunk's lease is renewed at most
     concurrency: int = 4  # chunks in flight per worker process
     poll: float = 0.25  # idle wait between claims when nothing wakes us
     record_every: int = 200  # results buffered before they are written
@@ -105,6 +108,7 @@ class Worker:
         ]
         tasks.append(asyncio.create_task(self._expand_loop(), name="expand"))
         tasks.append(asyncio.create_task(self._sweep_loop(), name="sweep"))
+        beat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
         try:
             await stop.wait()
         finally:
@@ -118,9 +122,27 @@ class Worker:
             for t in pending:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await beat
             released = await asyncio.to_thread(self.outbox.release, self.id)
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.outbox.forget_worker, self.id)
             await self.pool.close()
             event(log, logging.INFO, "worker.stopped", worker=self.id, released=released)
+
+    async def _heartbeat_loop(self) -> None:
+        """Renew every lease we hold, a few times per lease: a chunk may take longer than one lease
+        while we live, and is handed to another worker within one lease once we are dead."""
+        every = self.settings.heartbeat or self.settings.lease / 3
+        while True:
+            try:
+                await asyncio.to_thread(
+                    self.outbox.heartbeat, self.id, lease=self.settings.lease, hold=self.settings.hold
+                )
+            except Exception as exc:  # the database is away: our leases may run out meanwhile
+                event(log, logging.ERROR, "worker.heartbeat_failed", worker=self.id, error=repr(exc))
+            await asyncio.sleep(every)
 
     async def _idle(self) -> None:
         with contextlib.suppress(TimeoutError):
@@ -203,11 +225,24 @@ class Worker:
         while not self._stopping:
             try:
                 self._completed(await asyncio.to_thread(self.outbox.sweep))
+                await self._complete_stragglers()
                 await self._remind_paused()
             except Exception as exc:
                 event(log, logging.ERROR, "worker.sweep_failed", worker=self.id, error=repr(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop_event.wait(), self.settings.sweep_every)
+
+    async def _complete_stragglers(self) -> None:
+        """The safety net of the completion race: should a notification be left ``sending`` with
+        every delivery final, complete it now, and say so (it means a bug)."""
+        swept = await asyncio.to_thread(self.outbox.complete_stragglers)
+        if swept:
+            event(
+                log, logging.WARNING, "notifications.completed_by_sweeper", count=len(swept), first=swept[0]
+            )
+            if self.metrics is not None:
+                self.metrics.completions_swept.inc(len(swept))
+            self._completed(swept)
 
     async def _remind_paused(self) -> None:
         """A paused app is an outage the operator must act on: say so again every few minutes
@@ -347,7 +382,9 @@ class Worker:
         broken = [(c, res) for c, res in results if res.outcome is Outcome.CONFIG_BROKEN]
         if broken:
             await self._pause(broken)
-        done = await asyncio.to_thread(self.outbox.record, self.id, results)
+        recorded = await asyncio.to_thread(self.outbox.record, self.id, results)
+        if recorded.lost:
+            self._lease_lost(results, recorded.lost)
         dead: dict[str, list[tuple[ClaimedDelivery, DeliveryResult]]] = {}
         for c, res in results:
             if self.metrics is not None:
@@ -361,7 +398,16 @@ class Worker:
                 dead.setdefault(c.app, []).append((c, res))
         for app, items in dead.items():
             await self._retire(app, items, sent_at)
-        self._completed(done)
+        self._completed(recorded.completed)
+
+    def _lease_lost(self, results: Results, lost: int) -> None:
+        """Results that arrived after our lease went to another worker: that worker sends and
+        records them again (the device may get this one twice). Never silent."""
+        apps = sorted({c.app for c, _ in results})
+        event(log, logging.WARNING, "worker.lease_lost", worker=self.id, results=lost, apps=",".join(apps),
+              hint="a chunk outlived its lease (worker_lease); another worker took it over")  # fmt: skip
+        if self.metrics is not None:
+            self.metrics.lease_lost.inc(lost)
 
     async def _pause(self, broken: Results) -> None:
         """Pause each app a provider refused (before its deliveries are parked by ``record``)."""
