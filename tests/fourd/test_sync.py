@@ -172,3 +172,16 @@ def _wait(pred, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -
         assert proc.poll() is None, log.read_text()
         assert time.monotonic() < deadline, log.read_text()
         time.sleep(0.05)
+
+
+def test_the_migration_builds_the_sync_tables(database_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    import pushrelay.models_index  # noqa: F401
+    from pushrelay.db import Base, Database
+
+    with Database(database_url) as db, db.engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    mine = [d for d in diffs if "fourd_" in repr(d) or "time_zone" in repr(d)]
+    assert mine == []
