@@ -1,7 +1,7 @@
 """Workers and their heartbeats (short leases renewed while held).
 
-Revision ID: 0004_outbox_workers
-Revises: 0003_pauses_webhook_events
+Revision ID: 0005_outbox_workers
+Revises: 0004_fourd_sessions
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_outbox_workers"
-down_revision = "0003_pauses_webhook_events"
+revision = "0005_outbox_workers"
+down_revision = "0004_fourd_sessions"
 branch_labels = None
 depends_on = None
 
