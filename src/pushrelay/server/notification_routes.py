@@ -41,12 +41,14 @@ def status_json(st: NotificationStatus) -> dict[str, Any]:
         "expires_at": iso(st.expires_at),
         "completed_at": iso(st.completed_at),
         "idempotency_key": st.idempotency_key,
+        "surface": st.surface,
     }
 
 
 def delivery_json(d: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in d.items() if k != "_id"}
     out["updated_at"] = iso(d.get("updated_at"))
+    out["next_attempt_at"] = iso(d.get("next_attempt_at"))
     return out
 
 
@@ -185,6 +187,7 @@ def notification_routes(service: Service, guards: Guards) -> APIRouter:
         key: Annotated[ApiKey, Depends(guards.authenticate)],
         app_name: Annotated[str | None, Query(alias="app")] = None,
         state: str | None = None,
+        surface: Annotated[str | None, Query(pattern="^(api|cli|library)$")] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: str | None = None,
     ) -> dict[str, Any]:
@@ -199,7 +202,12 @@ def notification_routes(service: Service, guards: Guards) -> APIRouter:
                     400, "invalid_cursor", "cursor is not one this API returned", field="cursor"
                 ) from None
         items = outbox.list_notifications(
-            app=app_name, apps=key.apps or None, state=state, limit=limit + 1, before=before
+            app=app_name,
+            apps=key.apps or None,
+            state=state,
+            surface=surface,
+            limit=limit + 1,
+            before=before,
         )
         nxt = None
         if len(items) > limit:
