@@ -13,6 +13,7 @@ from pushrelay import NotificationError, Outcome, PayloadTooLargeError
 from pushrelay.config import Config, config_from_dict
 from pushrelay.providers.build import Platforms, builder_for
 from pushrelay.push import AsyncPushNotification
+from pushrelay.push.outbox import shared_outbox
 from pushrelay.registry import DeviceRegistry
 from pushrelay.sandbox import ApnsSandbox
 
@@ -310,3 +311,19 @@ async def test_android_devices_of_an_app_without_fcm_settings(
     (android,) = [d for d in result.deliveries if d.platform == "android"]
     assert android.outcome is Outcome.FAILED
     assert android.reason is not None and android.reason.startswith("no android provider configured")
+
+
+async def test_a_paused_app_is_reported_not_waited_for(
+    sandbox: ApnsSandbox, config: Config, registry: DeviceRegistry
+) -> None:
+    registry.register("myapp", tok(1), email="test@4d.com")
+    shared_outbox(registry).pause(
+        "myapp", "403 InvalidProviderToken", platform="ios", by="a worker", fingerprint=None
+    )
+    result = await push_for(config, registry).send(NOTE, "test@4d.com", timeout=600)
+    assert not result.success and result.deliveries == [] and sandbox.stats.requests == 0
+    assert result.errors == [
+        "app myapp: the app is paused: its deliveries wait for 'pushrelay apps resume myapp'"
+    ]
+    status = shared_outbox(registry).status(result.notification_id or "")
+    assert status is not None and status.counts.get("paused") == 1  # parked for the service, not lost

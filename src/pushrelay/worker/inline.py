@@ -94,6 +94,13 @@ class InlineWorker(Worker):
                 progress(status)
             if claimed or jobs:
                 continue
+            if status.counts.get("paused", 0) == open_count(status):
+                # parked: the service paused the app (its credentials were refused); resuming it
+                # is an operator's decision, waiting here would change nothing
+                text = f"the app is paused: its deliveries wait for 'pushrelay apps resume {status.app}'"
+                if text not in self.errors:
+                    self.errors.append(text)
+                return status
             # nothing due now: wait for the next retry, or for a service worker that holds a lease
             due = await asyncio.to_thread(self.outbox.next_due, notification_id)
             wait = 0.05 if due is None else max(0.0, (due - datetime.now(UTC)).total_seconds())
