@@ -1,5 +1,5 @@
 """Tables of the outbox and of the API keys (Alembic revisions ``0002_outbox``,
-``0003_pauses_webhook_events`` for :class:`AppPauseRow`, ``0005_outbox_workers`` for
+``0003_pauses_webhook_events`` for :class:`AppPauseRow`, ``0006_outbox_workers`` for
 :class:`WorkerRow`).
 
 Times are stored as naive UTC ``DateTime`` values on both SQLite and PostgreSQL so that the same

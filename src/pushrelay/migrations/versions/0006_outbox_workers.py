@@ -1,7 +1,7 @@
 """Workers and their heartbeats (short leases renewed while held).
 
-Revision ID: 0005_outbox_workers
-Revises: 0004_fourd_sessions
+Revision ID: 0006_outbox_workers
+Revises: 0005_provider_state
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_outbox_workers"
-down_revision = "0004_fourd_sessions"
+revision = "0006_outbox_workers"
+down_revision = "0005_provider_state"
 branch_labels = None
 depends_on = None
 
