@@ -176,6 +176,13 @@ async def _exercise(
 def _print_keep_running(console: Console, url: str, api_key: str, config_file: Path) -> None:
     payload = json.dumps({"app": APP, "notification": EXAMPLE, "recipients": {"emails": [EMAIL]}})
     console.print(f"\nThe service stays up at [bold]{url}[/] (config {config_file}); Ctrl-C stops it.")
+    # each URL whole on its own line, never wrapped (soft_wrap), even when not a terminal
+    console.print("\nConsole (sign in with the admin API key below):")
+    console.print(f"{url}/console/", soft_wrap=True, markup=False)
+    console.print("Admin API key:")
+    console.print(api_key, soft_wrap=True, markup=False)
+    console.print("API documentation:")
+    console.print(f"{url}/docs", soft_wrap=True, markup=False)
     console.print("Send again with:\n")
     console.print(
         f"curl -s -X POST '{url}/v1/notifications?wait=10' -H 'Authorization: Bearer {api_key}' "
