@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
-__all__ = ["Backoff"]
+__all__ = ["Backoff", "parse_retry_after"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,3 +39,17 @@ class Backoff:
         if retry_after is not None and retry_after > delay:
             delay = float(retry_after)
         return float(delay)
+
+
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
+    """Retry-After as seconds from now: delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)

@@ -10,15 +10,19 @@ from __future__ import annotations
 import os
 import ssl
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ._exceptions import ConfigurationError, CredentialsError
 from ._pem import display_name, find_blocks, read_credential_file
 
-if TYPE_CHECKING:
-    from .apns.certificate import CertificateAuth
+__all__ = ["ClientCertificate", "client_ssl_context"]
 
-__all__ = ["client_ssl_context"]
+
+class ClientCertificate(Protocol):
+    """A client certificate that can present itself (:class:`pushrelay.apns.CertificateAuth`)."""
+
+    def load_into(self, context: ssl.SSLContext) -> None: ...
+
 
 # HTTP/2 over TLS 1.2 must use ephemeral key exchange and an AEAD cipher (RFC 9113 section 9.2.2);
 # TLS 1.3 suites all qualify and are configured separately by OpenSSL.
@@ -45,7 +49,7 @@ def _load_ca_file(context: ssl.SSLContext, ca_file: str | os.PathLike[str]) -> N
 def client_ssl_context(
     *,
     ca_file: str | os.PathLike[str] | None = None,
-    client_cert: CertificateAuth | None = None,
+    client_cert: ClientCertificate | None = None,
     alpn: Sequence[str] = ("h2",),
 ) -> ssl.SSLContext:
     """A verifying client context: system CAs (+ ``ca_file``), TLS 1.2 or later, ALPN ``alpn``."""

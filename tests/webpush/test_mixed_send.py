@@ -10,15 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from pushrelay.config.model import ApnsSettings, AppConfig, Config
-from pushrelay.fcm.provider import FcmProvider
 from pushrelay.push.api import AsyncPushNotification
+from pushrelay.push.fcm_provider import FcmProvider
 from pushrelay.push.providers import PROVIDERS
+from pushrelay.push.webpush_provider import WebPushProvider
 from pushrelay.registry.devices import DeviceRegistry
 from pushrelay.sandbox import ApnsSandbox
 from pushrelay.sandbox.fcm import FcmSandbox
 from pushrelay.sandbox.webpush import WebPushSandbox
 from pushrelay.webpush import generate_vapid_keys
-from pushrelay.webpush.provider import WebPushProvider
 
 TEAM, KEY_ID, BUNDLE = "TEAM123456", "ABC123DEFG", "com.sample.myappname"
 IPHONE = "a" * 64

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from .._exceptions import CredentialsError
+from ..sandbox.inbox import Inbox, InboxListenError, serve_inbox
 from ..sandbox.stack import ListenError, SandboxStack
 
 __all__ = ["sandbox"]
@@ -73,6 +74,7 @@ async def _serve(
     existing: tuple[str, ec.EllipticCurvePublicKey] | None,
     bundle_id: str,
     max_concurrent_streams: int,
+    inbox_port: int | None,
 ) -> None:
     serving = SandboxStack.serve(
         directory,
@@ -93,15 +95,25 @@ async def _serve(
     except (ValueError, CredentialsError) as exc:  # an unreadable key file left in DIR
         raise click.ClickException(f"--dir {directory}: {exc}") from None
     try:
-        app = re.sub(r"[^a-z0-9_-]", "", bundle_id.rsplit(".", 1)[-1].lower()) or "myapp"
-        # before the banner: whoever reads it may signal us at once
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C arrives as KeyboardInterrupt
-                loop.add_signal_handler(signum, stop.set)
-        _banner(stack, app)
-        await stop.wait()
+        async with contextlib.AsyncExitStack() as inbox_stack:
+            inbox_url = None
+            if inbox_port is not None:
+                try:
+                    # local-only whatever --host says: the page scripts devices and shows payloads
+                    inbox_url = await inbox_stack.enter_async_context(
+                        serve_inbox(Inbox.for_stack(stack), host="127.0.0.1", port=inbox_port)
+                    )
+                except InboxListenError as exc:
+                    raise click.ClickException(f"--inbox-port: {exc.strerror}") from None
+            app = re.sub(r"[^a-z0-9_-]", "", bundle_id.rsplit(".", 1)[-1].lower()) or "myapp"
+            # before the banner: whoever reads it may signal us at once
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C arrives as KeyboardInterrupt
+                    loop.add_signal_handler(signum, stop.set)
+            _banner(stack, app, inbox_url)
+            await stop.wait()
     finally:
         await serving.__aexit__(None, None, None)
     stats = stack.apns.stats
@@ -114,7 +126,7 @@ async def _serve(
     )
 
 
-def _banner(stack: SandboxStack, app: str) -> None:
+def _banner(stack: SandboxStack, app: str, inbox_url: str | None) -> None:
     apns, fcm, web = stack.apns, stack.fcm, stack.web
     click.echo(f"pushrelay APNs sandbox ({apns.environment}) listening on {apns.url}")
     click.echo(f"  CA certificate : {apns.ca_file}   (trust it; TLS verification stays on)")
@@ -130,6 +142,9 @@ def _banner(stack: SandboxStack, app: str) -> None:
     click.echo(f"  VAPID key      : {stack.vapid_key_file}")
     click.echo(f"  public key     : {stack.vapid_public_key}   (applicationServerKey)")
     click.echo(f"  subscriptions  : POST {web.url}/_sandbox/subscriptions   (see docs/webpush.md)")
+    if inbox_url is not None:
+        click.echo("Inbox (every device and what it received, in your browser):")
+        click.echo(inbox_url)
     click.echo("")
     click.echo("Configuration for pushrelay.toml:")
     click.echo("")
@@ -200,6 +215,13 @@ def _ports(port: int, fcm_port: int | None, webpush_port: int | None) -> tuple[i
     type=click.IntRange(0, 65535),
     help="Web Push sandbox port [default: --port + 2].",
 )
+@click.option(
+    "--inbox-port",
+    default=None,
+    type=click.IntRange(0, 65535),
+    help="Port of the inbox web page on 127.0.0.1 [default: --port + 3].",
+)
+@click.option("--no-inbox", is_flag=True, help="Do not serve the inbox web page.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every rejected request and scripted answer.")
 def sandbox(
     host: str,
@@ -212,6 +234,8 @@ def sandbox(
     max_concurrent_streams: int,
     fcm_port: int | None,
     webpush_port: int | None,
+    inbox_port: int | None,
+    no_inbox: bool,
     verbose: bool,
 ) -> None:
     """Run local APNs, FCM (with its OAuth endpoint) and Web Push sandboxes over HTTPS.
@@ -220,6 +244,7 @@ def sandbox(
     CAs and the credentials of a sandbox app (an APNs key, a Firebase service account, a VAPID
     key); the command prints the endpoints and the pushrelay.toml tables for that app, and serves
     until Ctrl-C or SIGTERM. Drive the sandboxes from tests with their /_sandbox control APIs.
+    The inbox page (on 127.0.0.1 only) shows every device and what it received or was refused.
     """
     if verbose:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -230,6 +255,12 @@ def sandbox(
         raise click.ClickException(f"--dir {directory}: cannot create it ({exc.strerror or exc})") from None
     existing = _existing_key(directory, key_id)
     ports = _ports(port, fcm_port, webpush_port)
+    if no_inbox:
+        inbox_port = None
+    elif inbox_port is None:
+        inbox_port = 0 if port == 0 else port + 3
+        if inbox_port > 65535:
+            raise click.BadParameter("the inbox port follows --port: give --inbox-port (or --no-inbox)")
     try:
         asyncio.run(
             _serve(
@@ -242,6 +273,7 @@ def sandbox(
                 existing=existing,
                 bundle_id=bundle_id,
                 max_concurrent_streams=max_concurrent_streams,
+                inbox_port=inbox_port,
             )
         )
     except KeyboardInterrupt:  # only where signal handlers are unavailable

@@ -16,6 +16,7 @@ def run(
 ) -> None:
     """Run the service; ``host`` / ``port`` None: from ``[service]`` / ``PUSHRELAY_HOST`` /
     ``PUSHRELAY_PORT``, else 127.0.0.1:8080."""
+    from ..fourd.sync import sync_for_config
     from ..server.runtime import run_service
     from ..server.service import ServiceSettings
     from ..server.wiring import build_service
@@ -33,8 +34,10 @@ def run(
     service.use_config(config)
     host = host or settings.host
     port = settings.port if port is None else port
+    # 4D folders are watched wherever workers run (serve, worker), not by an API-only process
+    fourd = sync_for_config(config, service.registry) if workers else None
     try:
-        asyncio.run(run_service(service, host=host, port=port, api=api, workers=workers))
+        asyncio.run(run_service(service, host=host, port=port, api=api, workers=workers, fourd=fourd))
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     finally:

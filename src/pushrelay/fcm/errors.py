@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
+from ..backoff import parse_retry_after
 from ..outcome import Outcome
 
 __all__ = [
@@ -129,17 +129,3 @@ def classify(error: FcmError, *, is_token: bool = True) -> Outcome:
     if error.status >= 500:
         return R
     return _BY_STATUS.get(error.status, Outcome.FAILED)
-
-
-def parse_retry_after(value: str | None, *, now: float) -> float | None:
-    """Retry-After as seconds from now: delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - now)

@@ -6,7 +6,10 @@ For each app folder:
   proposed, named after 4D's short name (last bundle id component), declared with
   ``fourd_folder`` so that bundle id, team and ``.p8`` key keep coming from the 4D folder. The iOS
   and Android folders of one bundle id become one pushrelay app;
-- every session file becomes a device of that app, seen at the file's modification time.
+- every session file becomes a device of that app, seen at the file's modification time (through
+  :class:`~.sync.FourDSync`, so a later ``pushrelay serve`` knows which files it has seen; a
+  ``pending`` session is not used until 4D accepts it);
+- the folder is recorded, so ``pushrelay serve`` / ``worker`` keep watching it.
 
 A file that cannot be read is skipped and reported; the import goes on. Importing the same folder
 twice changes nothing (the registry keeps newer registrations; see ``DeviceInfo.seen_at``).
@@ -25,6 +28,7 @@ from ..registry.devices import DeviceRegistry
 from ..registry.tokens import InvalidDeviceError
 from .folder import FourDApp, FourDFolderError, find_app_folders, read_app_folder
 from .sessions import SessionFileError, iter_session_files, read_session
+from .sync import FourDSync, WatchedFolder, record_folder
 
 __all__ = ["ImportReport", "ImportedApp", "import_mobile_apps"]
 
@@ -49,6 +53,8 @@ class ImportedApp:
     updated: int = 0
     unchanged: int = 0
     without_token: int = 0
+    pending: int = 0
+    """Sessions 4D has not accepted yet (imported once accepted, by ``serve`` or a new import)."""
     skipped: list[tuple[str, str]] = field(default_factory=list)
     """``(file name, reason)`` of each session file that was not imported."""
     notes: list[tuple[str, str]] = field(default_factory=list)
@@ -68,6 +74,7 @@ class ImportedApp:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "without_token": self.without_token,
+            "pending": self.pending,
             "skipped": [{"file": f, "reason": r} for f, r in self.skipped],
             "notes": [{"file": f, "note": n} for f, n in self.notes],
         }
@@ -88,7 +95,7 @@ class ImportReport:
     def totals(self) -> dict[str, int]:
         return {
             key: sum(getattr(a, key) for a in self.apps)
-            for key in ("importable", "created", "updated", "unchanged", "without_token")
+            for key in ("importable", "created", "updated", "unchanged", "without_token", "pending")
         } | {"skipped": sum(len(a.skipped) for a in self.apps)}
 
     def to_dict(self) -> dict[str, Any]:
@@ -176,8 +183,22 @@ def import_mobile_apps(
     for fourd in apps:
         imported = planned[fourd.folder]
         report.apps.append(imported)
-        _import_sessions(fourd, imported, registry, batch_size)
+        if registry is None:
+            _import_sessions(fourd, imported, None, batch_size)
+        else:
+            _sync_sessions(fourd, imported, registry)
     return report
+
+
+def _sync_sessions(fourd: FourDApp, imported: ImportedApp, registry: DeviceRegistry) -> None:
+    watched = WatchedFolder(imported.name, fourd.folder, fourd.bundle_id)
+    done = FourDSync(registry, [watched]).sync_folder(watched)
+    record_folder(registry, imported.name, fourd.folder)
+    imported.created, imported.updated, imported.unchanged = done.created, done.updated, done.unchanged
+    imported.importable = done.registered
+    imported.without_token, imported.pending = done.without_token, done.pending
+    imported.skipped.extend(done.skipped)
+    imported.notes.extend(done.notes)
 
 
 def _import_sessions(
@@ -216,6 +237,9 @@ def _import_sessions(
             continue
         if session.token is None:
             imported.without_token += 1
+            continue
+        if session.pending:
+            imported.pending += 1
             continue
         info = session.device_info(imported.name)
         try:

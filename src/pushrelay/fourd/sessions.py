@@ -24,9 +24,24 @@ from pathlib import Path
 from typing import Any
 
 from ..registry.devices import DeviceInfo
-from ..registry.tokens import InvalidDeviceError, is_apns_token, is_email, is_simulator_id, normalize_token
+from ..registry.tokens import (
+    InvalidDeviceError,
+    check_time_zone,
+    is_apns_token,
+    is_email,
+    is_simulator_id,
+    normalize_token,
+)
 
-__all__ = ["FourDSession", "SessionFileError", "iter_session_files", "parse_session", "read_session"]
+__all__ = [
+    "FourDSession",
+    "SessionFileError",
+    "is_session_file",
+    "iter_session_files",
+    "parse_session",
+    "parse_session_bytes",
+    "read_session",
+]
 
 # Session files are a few hundred bytes; a large extension-less file is something else.
 MAX_SESSION_FILE_SIZE = 256 * 1024
@@ -54,6 +69,7 @@ class FourDSession:
     """The push token; ``None`` when the user did not allow notifications."""
     simulator: bool
     language: str | None
+    time_zone: str | None
     app_version: str | None
     os: str | None
     os_version: str | None
@@ -63,6 +79,11 @@ class FourDSession:
     modified: datetime
     notes: tuple[str, ...] = ()
     """Problems that did not stop the import (e.g. an e-mail field that is not an address)."""
+
+    @property
+    def pending(self) -> bool:
+        """4D has not accepted this session yet: its device is not used until it is."""
+        return self.status == "pending"
 
     def __repr__(self) -> str:
         return f"FourDSession({self.file.name!r}, platform={self.platform!r}, email={self.email!r})"
@@ -76,6 +97,7 @@ class FourDSession:
             platform=self.platform,
             email=self.email,
             language=self.language,
+            time_zone=self.time_zone,
             app_version=self.app_version,
             os=self.os,
             os_version=self.os_version,
@@ -86,11 +108,16 @@ class FourDSession:
         )
 
 
-def iter_session_files(folder: Path) -> Iterator[Path]:
-    """Session files of an app folder: regular files without an extension, hidden ones excluded
+def is_session_file(name: str) -> bool:
+    """Whether a file name in an app folder names a session: no extension, not hidden
     (``.DS_Store`` has no suffix in Python's eyes but is no session)."""
+    return bool(name) and not name.startswith(".") and Path(name).suffix == ""
+
+
+def iter_session_files(folder: Path) -> Iterator[Path]:
+    """Session files of an app folder (see :func:`is_session_file`), sorted by name."""
     for path in sorted(folder.iterdir()):
-        if path.suffix == "" and not path.name.startswith(".") and path.is_file():
+        if is_session_file(path.name) and path.is_file():
             yield path
 
 
@@ -173,6 +200,14 @@ def parse_session(data: Any, *, file: Path, modified: datetime) -> FourDSession:
         region = _text(language, "region", file, "language", 8)
         lang = f"{code}-{region}" if code and region else code
 
+    time_zone = None
+    zone = device.get("timeZone", data.get("timeZone"))
+    if zone not in (None, ""):
+        try:
+            time_zone = check_time_zone(zone)
+        except InvalidDeviceError:
+            notes.append(f"time zone {zone!r} is not an IANA time zone; the device is imported without one")
+
     status = data.get("status")
     return FourDSession(
         file=file,
@@ -182,6 +217,7 @@ def parse_session(data: Any, *, file: Path, modified: datetime) -> FourDSession:
         token=token,
         simulator=simulator and platform == "ios",
         language=lang,
+        time_zone=time_zone,
         app_version=_text(application, "version", file, "application", 64),
         os=os_name,
         os_version=_text(device, "version", file, "device", 64),
@@ -205,6 +241,15 @@ def read_session(file: Path) -> FourDSession:
         raw = file.read_bytes()
     except OSError as exc:
         raise SessionFileError(file, f"cannot be read: {exc.strerror or exc}") from None
+    # The file's modification time is when 4D last wrote the session: the best "last seen" we have,
+    # and a stable one, so importing the same folder twice changes nothing.
+    return parse_session_bytes(raw, file=file, modified=datetime.fromtimestamp(stat.st_mtime, UTC))
+
+
+def parse_session_bytes(raw: bytes, *, file: Path, modified: datetime) -> FourDSession:
+    """Decode and interpret the bytes of one session file. Raises :class:`SessionFileError`."""
+    if len(raw) > MAX_SESSION_FILE_SIZE:
+        raise SessionFileError(file, f"larger than {MAX_SESSION_FILE_SIZE // 1024} KiB: not a session file")
     try:
         data = json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
@@ -213,6 +258,4 @@ def read_session(file: Path) -> FourDSession:
         raise SessionFileError(
             file, f"is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
         ) from None
-    # The file's modification time is when 4D last wrote the session: the best "last seen" we have,
-    # and a stable one, so importing the same folder twice changes nothing.
-    return parse_session(data, file=file, modified=datetime.fromtimestamp(stat.st_mtime, UTC))
+    return parse_session(data, file=file, modified=modified)

@@ -168,6 +168,6 @@ def _lazy(module: str, name: str) -> ProviderFactory:
 
 PROVIDERS: dict[str, ProviderFactory] = {
     "ios": _ios,
-    "android": _lazy("pushrelay.fcm.provider", "FcmProvider"),
-    "web": _lazy("pushrelay.webpush.provider", "WebPushProvider"),
+    "android": _lazy("pushrelay.push.fcm_provider", "FcmProvider"),
+    "web": _lazy("pushrelay.push.webpush_provider", "WebPushProvider"),
 }

@@ -30,6 +30,7 @@ from .tokens import (
     ENVIRONMENTS,
     PLATFORMS,
     InvalidDeviceError,
+    check_time_zone,
     is_apns_token,
     is_email,
     is_simulator_id,
@@ -68,6 +69,7 @@ class DeviceRecord:
     environment: str | None
     email: str | None
     language: str | None
+    time_zone: str | None
     app_version: str | None
     os: str | None
     os_version: str | None
@@ -117,6 +119,8 @@ class DeviceInfo:
     email: str | None = None
     environment: str | None = None
     language: str | None = None
+    time_zone: str | None = None
+    """IANA time zone name (``Europe/Paris``), checked against the zone database."""
     app_version: str | None = None
     os: str | None = None
     os_version: str | None = None
@@ -163,6 +167,9 @@ class DeviceInfo:
         seen_at = self.seen_at
         if seen_at is not None and seen_at.tzinfo is None:
             raise InvalidDeviceError("seen_at must be timezone-aware", field="seen_at")
+        time_zone = self.time_zone
+        if time_zone is not None:
+            time_zone = check_time_zone(time_zone)
         for name, limit in _TEXT_LIMITS.items():
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or len(value) > limit):
@@ -172,6 +179,7 @@ class DeviceInfo:
             app=self.app.strip(),
             token=token,
             email=email,
+            time_zone=time_zone,
             simulator=simulator,
             web_p256dh=p256dh,
             web_auth=auth,
@@ -185,6 +193,7 @@ class DeviceInfo:
             "email": self.email,
             "email_norm": normalize_email(self.email) if self.email else None,
             "language": self.language,
+            "time_zone": self.time_zone,
             "app_version": self.app_version,
             "os": self.os,
             "os_version": self.os_version,
@@ -198,6 +207,7 @@ class DeviceInfo:
 
 _TEXT_LIMITS = {
     "language": 35,
+    "time_zone": 64,
     "app_version": 64,
     "os": 32,
     "os_version": 64,
@@ -518,6 +528,20 @@ class DeviceRegistry:
                 if _rowcount(session, stmt):
                     retired.append(token)
         return retired
+
+    def retire_hash(
+        self, app: str, digest: str, reason: str, *, registered_before: datetime | None = None
+    ) -> bool:
+        """:meth:`retire` for a device known by its ``token_hash`` (what the 4D sync keeps)."""
+        stmt = (
+            sa.update(_TABLE)
+            .where(_COLUMNS.app == app, _COLUMNS.token_hash == digest, _COLUMNS.active.is_(True))
+            .values(active=False, retired_at=_now(), retired_reason=reason[:200])
+        )
+        if registered_before is not None:
+            stmt = stmt.where(_COLUMNS.last_seen_at <= registered_before)
+        with self.db.session() as session:
+            return _rowcount(session, stmt) > 0
 
     def remove(self, app: str, token: str) -> bool:
         """Delete a device outright (e.g. the user signed out). Returns whether it existed."""

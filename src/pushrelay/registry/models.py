@@ -36,6 +36,8 @@ class Device(Base):
     email: Mapped[str | None] = mapped_column(sa.String(320))
     email_norm: Mapped[str | None] = mapped_column(sa.String(320))
     language: Mapped[str | None] = mapped_column(sa.String(35))
+    # IANA name (Europe/Paris) for local-time delivery; from the registration or the 4D session
+    time_zone: Mapped[str | None] = mapped_column(sa.String(64))
     app_version: Mapped[str | None] = mapped_column(sa.String(64))
     os: Mapped[str | None] = mapped_column(sa.String(32))
     os_version: Mapped[str | None] = mapped_column(sa.String(64))

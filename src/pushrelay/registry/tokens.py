@@ -22,6 +22,7 @@ import hashlib
 import re
 from typing import Final, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .._exceptions import PushRelayError
 
@@ -30,6 +31,7 @@ __all__ = [
     "PLATFORMS",
     "InvalidDeviceError",
     "Platform",
+    "check_time_zone",
     "guess_platform",
     "is_apns_token",
     "is_email",
@@ -73,6 +75,22 @@ def is_email(text: str) -> bool:
 def normalize_email(email: str) -> str:
     """The form e-mail addresses are compared in: trimmed and lower-cased."""
     return email.strip().lower()
+
+
+def check_time_zone(name: str) -> str:
+    """An IANA time zone name (``Europe/Paris``, ``America/Mexico_City``) known to the zone
+    database; raises :class:`InvalidDeviceError` naming ``time_zone``."""
+    text = name.strip() if isinstance(name, str) else ""
+    try:
+        # ZoneInfo also takes file paths ("../x"): only plain IANA names are zones here
+        if not text or len(text) > 64 or text.startswith(("/", ".")) or ".." in text:
+            raise ValueError(text)
+        ZoneInfo(text)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise InvalidDeviceError(
+            f"time_zone must be an IANA time zone name like Europe/Paris, got {name!r}", field="time_zone"
+        ) from None
+    return text
 
 
 def _strip_apns_decoration(token: str) -> str:

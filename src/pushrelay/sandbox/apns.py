@@ -29,7 +29,7 @@ from .apns_rules import (
     split_topic,
 )
 from .provider_tokens import INVALID, ProviderTokens, VerifiedToken
-from .records import ReceivedLog, _Record
+from .records import InboxLog, ReceivedLog, _Record
 from .scripting import DeviceScripts, Script
 from .server import Delayed, Drop, GoAway, Reply, Request, Reset, Response
 from .tls import client_certificate_environments, push_certificate_bundle
@@ -118,6 +118,7 @@ class ApnsService:
         self.topics: dict[str, str] = {}  # bundle id -> team id
         self.scripts = DeviceScripts()
         self.received = ReceivedLog()
+        self.inbox: InboxLog | None = None  # the inbox page's log, when one is attached
         self.outage: Rejection | None = None
         self.requests = 0
         self.accepted = 0
@@ -127,6 +128,12 @@ class ApnsService:
     # -- the handler -------------------------------------------------------------------------------
 
     def handle(self, request: Request) -> Reply:
+        reply = self._answer(request)
+        if self.inbox is not None:
+            _observe(self.inbox, request, reply)
+        return reply
+
+    def _answer(self, request: Request) -> Reply:
         self.requests += 1
         headers = dict(request.headers)
         supplied_id = headers.get("apns-id")
@@ -358,3 +365,21 @@ class ApnsService:
             debug = json.dumps({"reason": script.params.get("reason", "Shutdown")}, separators=(",", ":"))
             return GoAway(max(request.stream_id - 2, 0), debug_data=debug.encode())
         raise AssertionError(f"unhandled scripted behaviour {behaviour!r}")  # pragma: no cover
+
+
+_TRANSPORT_ANSWERS = {Reset: "RST_STREAM REFUSED_STREAM", Drop: "connection dropped", GoAway: "GOAWAY"}
+
+
+def _observe(inbox: InboxLog, request: Request, reply: Reply) -> None:
+    """Tell the inbox what a device was sent and how the sandbox answered."""
+    path = request.path
+    token = path[len(DEVICE_PATH_PREFIX) :].lower() if path.startswith(DEVICE_PATH_PREFIX) else ""
+    status, response, note = 0, b"", None
+    if isinstance(reply, Response):
+        status, response = reply.status, reply.body
+    elif isinstance(reply, Delayed):
+        # only "delay" scripts answer late, and always with a 200 (see _scripted)
+        status, note = 200, f"answered after {reply.seconds:g} s"
+    else:
+        note = f"scripted: {_TRANSPORT_ANSWERS[type(reply)]}"
+    inbox.observe("apns", token, request.method, path, status, request.headers, request.body, response, note)

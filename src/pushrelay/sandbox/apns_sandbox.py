@@ -33,7 +33,7 @@ from .apns import ApnsService
 from .apns_rules import Rejection, is_topic
 from .control import ControlApi
 from .provider_tokens import RegisteredKey
-from .records import Received
+from .records import InboxLog, Received
 from .server import H2Server, Handler, ServerStats
 from .tls import CertificateAuthority, Environment, ServerMaterial, server_ssl_context
 
@@ -414,6 +414,10 @@ class ApnsSandbox:
 
     def clear_received(self) -> None:
         self._call(self._service.received.clear)
+
+    def attach_inbox(self, inbox: InboxLog | None) -> None:
+        """Report every answered request (accepted or refused) to ``inbox``, the inbox page's log."""
+        self._call(setattr, self._service, "inbox", inbox)
 
     @property
     def stats(self) -> SandboxStats:

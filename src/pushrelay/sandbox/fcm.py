@@ -34,6 +34,7 @@ from typing import Any
 
 from .https_sandbox import CONTROL_PREFIX, ControlApi, HttpsSandbox, json_field
 from .oauth import OAuthTokenService, TokenGrant
+from .records import InboxLog, fcm_target
 from .server import Handler, Request, Response
 
 __all__ = ["BEHAVIOURS", "FcmReceived", "FcmSandbox", "FcmService", "fcm_control"]
@@ -145,6 +146,7 @@ class FcmService:
         self._next_id = 0
         #: Answers given, by HTTP status.
         self.stats: dict[int, int] = defaultdict(int)
+        self.inbox: InboxLog | None = None  # the inbox page's log, when one is attached
 
     def script(
         self, target: str, behaviour: str, *, times: int | None = None, retry_after: int | None = None
@@ -180,6 +182,18 @@ class FcmService:
     def handle(self, request: Request) -> Response:
         response = self._handle(request)
         self.stats[response.status] += 1
+        if self.inbox is not None:
+            target = fcm_target(request.body)
+            self.inbox.observe(
+                "fcm",
+                target,
+                request.method,
+                request.path,
+                response.status,
+                request.headers,
+                request.body,
+                response.body,
+            )
         return response
 
     def _handle(self, request: Request) -> Response:

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ..webpush.vapid import VapidKey
 from .apns_sandbox import ApnsSandbox
 from .fcm import FcmSandbox
+from .records import InboxLog
 from .webpush import WebPushSandbox
 
 __all__ = ["ListenError", "SandboxStack"]
@@ -128,6 +129,14 @@ class SandboxStack:
             lines = [f"[{name}]", *(f"{key} = {json.dumps(value)}" for key, value in merged.items())]
             blocks.append("\n".join(lines))
         return "\n\n".join(blocks) + "\n"
+
+    def attach_inbox(self, *, limit: int = 10_000) -> InboxLog:
+        """A log of every request the three sandboxes answer, for the inbox page (newest ``limit``)."""
+        log = InboxLog(limit)
+        self.apns.attach_inbox(log)
+        self.fcm.service.inbox = log
+        self.web.service.attach_inbox(log)
+        return log
 
     # -- running ---------------------------------------------------------------------------------------
     @classmethod

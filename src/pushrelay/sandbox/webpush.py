@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..webpush.subscription import b64url_decode, b64url_encode
 from .https_sandbox import CONTROL_PREFIX, BadInput, ControlApi, HttpsSandbox, json_field
+from .records import InboxLog
 from .server import Handler, Request, Response
 
 __all__ = ["BEHAVIOURS", "WebPushReceived", "WebPushSandbox", "WebPushService", "webpush_control"]
@@ -135,6 +136,8 @@ class WebPushService:
         self.stats: dict[int, int] = defaultdict(int)
         #: Why each refused push was refused, in order.
         self.refusals: list[str] = []
+        self.inbox: InboxLog | None = None  # the inbox page's log, when one is attached
+        self._plaintext = b""  # what the push being handled decrypted to, for the inbox
 
     def new_subscription(self, *, application_server_key: str | None = None) -> dict[str, Any]:
         """A fresh subscription as ``PushSubscription.toJSON()`` gives it.
@@ -147,6 +150,8 @@ class WebPushService:
         auth = secrets.token_bytes(16)
         sub_id = secrets.token_urlsafe(16)
         self._subscriptions[sub_id] = _Subscription(sub_id, private_key, auth, application_server_key)
+        if self.inbox is not None:
+            self.inbox.add_device("webpush", sub_id)
         public = private_key.public_key().public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
@@ -172,6 +177,21 @@ class WebPushService:
             raise ValueError(f"behaviour must be one of {', '.join(sorted(BEHAVIOURS))}, got {behaviour!r}")
         self._scripts[self._id(subscription)] = _Script(behaviour, times, retry_after)
 
+    def attach_inbox(self, inbox: InboxLog | None) -> None:
+        """Report every answered push to ``inbox``; the subscriptions handed out so far are its devices."""
+        self.inbox = inbox
+        if inbox is not None:
+            for sub_id in list(self._subscriptions):
+                inbox.add_device("webpush", sub_id)
+
+    def unscript(self, subscription: Mapping[str, Any] | str) -> None:
+        self._scripts.pop(self._id(subscription), None)
+
+    def scripts(self) -> dict[str, dict[str, Any]]:
+        """The scripted subscriptions (by id) and what they will answer."""
+        return {i: {"behaviour": s.behaviour, "times": s.times, "retry_after": s.retry_after}
+                for i, s in self._scripts.items()}  # fmt: skip
+
     def knows(self, subscription: Mapping[str, Any] | str) -> bool:
         """Whether this service handed out the subscription."""
         return self._id(subscription) in self._subscriptions
@@ -189,12 +209,25 @@ class WebPushService:
 
     # -- the push endpoint ----------------------------------------------------------------------------
     def handle(self, request: Request) -> Response:
+        self._plaintext = b""
         try:
             response = self._handle(request)
         except _Refused as exc:
             self.refusals.append(f"{exc.status}: {exc}")
             response = Response(exc.status, [_JSON], json.dumps({"error": str(exc)}).encode())
         self.stats[response.status] += 1
+        if self.inbox is not None:
+            sub_id = request.path.split("?")[0].rsplit("/wp/", 1)[-1]
+            self.inbox.observe(
+                "webpush",
+                sub_id,
+                request.method,
+                request.path,
+                response.status,
+                request.headers,
+                self._plaintext,
+                response.body,
+            )
         return response
 
     def _handle(self, request: Request) -> Response:
@@ -238,6 +271,7 @@ class WebPushService:
                 400, f"the body does not decrypt with the subscription's keys: {getattr(exc, 'message', exc)}"
             ) from None
         message_id = secrets.token_urlsafe(12)
+        self._plaintext = bytes(payload)
         self._received[sub_id].append(
             WebPushReceived(
                 sub_id,

@@ -7,8 +7,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..metrics import Metrics
 from .errors import error_body
-from .metrics import Metrics
 
 __all__ = ["BodyLimit", "RequestMetrics"]
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import uvicorn
 
+from ..fourd.sync import FourDSync
 from ..logs import event, get_logger
 from .app import create_app
 from .pausing import resume_changed
@@ -34,7 +35,9 @@ async def run_service(
     workers: bool = True,
     on_ready: Callable[[str], None] | None = None,
     stop: asyncio.Event | None = None,
+    fourd: FourDSync | None = None,
 ) -> None:
+    """``fourd``: 4D folders to keep in sync with the registry while the service runs."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -44,6 +47,9 @@ async def run_service(
     await asyncio.to_thread(resume_changed, service.outbox, service.fingerprints)
     await service.webhooks.start()
     tasks: list[asyncio.Task[None]] = []
+    if fourd is not None and fourd.folders:
+        service.metrics.registry.register(fourd)
+        tasks.append(asyncio.create_task(fourd.run(stop), name="fourd-sync"))
     if workers:
         if service.worker is None:
             raise RuntimeError("this service was built without a worker")

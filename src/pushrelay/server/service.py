@@ -12,6 +12,7 @@ from .._exceptions import ConfigurationError
 from ..config.loader import service_env_overrides
 from ..config.model import AppConfig, Config, ServiceConfig
 from ..db import Database
+from ..metrics import Metrics
 from ..queue.policy import RetryPolicy
 from ..queue.sql import SqlOutbox
 from ..registry.devices import DeviceRegistry
@@ -22,7 +23,6 @@ from ..worker.providers import ProviderFactory, ProviderPool
 from ..worker.registry_audience import RegistryAudience
 from ..worker.runner import Worker, WorkerSettings
 from .apikeys import ApiKeyStore
-from .metrics import Metrics
 from .pausing import credentials_fingerprint
 from .ratelimit import RateLimiter
 

@@ -29,7 +29,7 @@ import httpx
 
 from .._batching import BatchClient
 from .._exceptions import ConfigurationError, NotificationError
-from ..fcm.errors import parse_retry_after
+from ..backoff import parse_retry_after
 from ..notification import Notification
 from ..outcome import DeliveryResult, Outcome
 from ..tls import client_ssl_context

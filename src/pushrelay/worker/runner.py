@@ -28,10 +28,10 @@ from datetime import UTC, datetime
 
 from .._exceptions import ConfigurationError, NotificationError
 from ..logs import event, get_logger
+from ..metrics import Metrics
 from ..notification import Notification
 from ..outcome import DeliveryResult, Outcome
 from ..queue.interface import ClaimedDelivery, ExpansionJob, Outbox
-from ..server.metrics import Metrics
 from ..webhooks.dispatcher import WebhookDispatcher
 from .audience import Audience
 from .pool import AppProviderPool

@@ -1,17 +1,25 @@
-"""Prometheus metrics of the service (API and workers share one registry per process)."""
+"""Prometheus metrics of the service (API and workers share one registry per process).
+
+A core module: the server, the worker and the providers import it; it imports none of them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ..queue.interface import AppPause
+__all__ = ["Metrics", "Paused"]
 
-__all__ = ["Metrics"]
+
+class Paused(Protocol):
+    """A paused app as the outbox reports it (:class:`pushrelay.queue.AppPause`)."""
+
+    @property
+    def app(self) -> str: ...
 
 
 class _Callback(Collector):
@@ -74,7 +82,7 @@ class Metrics:
         )
         self._depth_fn: Callable[[], dict[str, int]] | None = None
         self._provider_fn: Callable[[], Iterable[Metric]] | None = None
-        self._pauses_fn: Callable[[], Iterable[AppPause]] | None = None
+        self._pauses_fn: Callable[[], Iterable[Paused]] | None = None
         self._apps_fn: Callable[[], Iterable[str]] = lambda: ()
         self._webhooks_fn: Callable[[], dict[str, int]] | None = None
         r.register(_Callback(self._collect_dynamic))
@@ -83,7 +91,7 @@ class Metrics:
         """``fn`` returns open deliveries per state; it is called at scrape time."""
         self._depth_fn = fn
 
-    def watch_pauses(self, fn: Callable[[], Iterable[AppPause]], apps: Callable[[], Iterable[str]]) -> None:
+    def watch_pauses(self, fn: Callable[[], Iterable[Paused]], apps: Callable[[], Iterable[str]]) -> None:
         """``fn`` returns the paused apps, ``apps`` every configured one (reported as 0)."""
         self._pauses_fn = fn
         self._apps_fn = apps

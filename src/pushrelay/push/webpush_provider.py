@@ -14,10 +14,10 @@ from .._batching import PairProvider
 from ..config.model import AppConfig
 from ..notification import Notification
 from ..outcome import DeliveryResult, Outcome
-from ..push.providers import ProviderUnavailable
-from ..push.targets import Channel, Target
-from .settings import WebPushSettings
-from .subscription import SubscriptionError, WebSubscription
+from ..webpush.settings import WebPushSettings
+from ..webpush.subscription import SubscriptionError, WebSubscription
+from .providers import ProviderUnavailable
+from .targets import Channel, Target
 
 __all__ = ["WebPushProvider", "subscription_of"]
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from .._batching import PairProvider
 from ..config.model import AppConfig
+from ..fcm.credentials import ServiceAccount
+from ..fcm.settings import FcmSettings
 from ..notification import Notification
-from ..push.providers import ProviderUnavailable
-from ..push.targets import Channel, Target
-from .credentials import ServiceAccount
-from .settings import FcmSettings
+from .providers import ProviderUnavailable
+from .targets import Channel, Target
 
 __all__ = ["FcmProvider", "shared_service_account"]
 

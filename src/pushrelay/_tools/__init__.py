@@ -1,0 +1,1 @@
+"""Developer tools shipped with the package (not part of the public API)."""
