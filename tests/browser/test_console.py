@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from pushrelay.db import Database
+from pushrelay.queue.sql import SqlOutbox
 from pushrelay.sandbox.stack import SandboxStack
 from pushrelay.server.apikeys import ApiKeyStore
 
@@ -31,8 +32,11 @@ def _free_port() -> int:
 
 
 class Console:
-    def __init__(self, url: str, admin: str, restricted: str, sender: str, stack: SandboxStack) -> None:
+    def __init__(
+        self, url: str, admin: str, restricted: str, sender: str, stack: SandboxStack, db_url: str
+    ) -> None:
         self.url, self.admin, self.restricted, self.sender, self.stack = url, admin, restricted, sender, stack
+        self.db_url = db_url
         self.tokens: dict[str, str] = {}
 
     def sign_in(self, page: Any, key: str | None = None) -> None:
@@ -81,7 +85,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
                 sender = keys.create(["send"], name="sender")[1]
             finally:
                 db.dispose()
-            c = Console(url, admin, restricted, sender, stack)
+            c = Console(url, admin, restricted, sender, stack, db_url)
             browser_sub = stack.web.new_subscription(application_server_key=stack.vapid_public_key)
             devices = [
                 ("ios", secrets.token_hex(32), {"device_model": "iPhone15,2", "os": "iOS", "language": "fr"}),
@@ -368,3 +372,35 @@ def test_keyboard_reaches_the_sign_in_form(console: Console, page: Any) -> None:
     page.keyboard.type(console.admin)
     page.keyboard.press("Enter")
     page.wait_for_url(f"{console.url}/console/")
+
+
+def test_live_updates_and_the_resume_button(console: Console, page: Any) -> None:
+    """A paused app keeps its notification sending; resuming it from the Apps page (in another tab)
+    completes it, and the notification's page, left open, shows that without a reload."""
+    db = Database(console.db_url)
+    try:
+        SqlOutbox(db.engine).pause(
+            APP, "403 InvalidProviderToken", platform="ios", by="test", fingerprint=None
+        )
+    finally:
+        db.dispose()
+    console.sign_in(page)
+    page.goto(f"{console.url}/console/compose")
+    page.get_by_label("Recipients").fill(EMAIL)
+    page.get_by_label("Title", exact=True).fill("Held while paused")
+    page.get_by_role("button", name="Send").click()
+    page.wait_for_url(re.compile(rf"{console.url}/console/notifications/[0-9a-f-]+$"))
+    page.locator("table.deliveries td", has_text="paused").first.wait_for(timeout=30_000)
+    assert page.locator("#state").inner_text() != "completed"
+
+    apps = page.context.new_page()
+    apps.goto(f"{console.url}/console/apps")
+    card = apps.get_by_role("region", name=re.compile(f"^{APP}"))
+    assert "403 InvalidProviderToken" in card.inner_text() and "paused" in card.inner_text()
+    card.get_by_role("button", name=f"Resume {APP}").click()
+    apps.wait_for_url(f"{console.url}/console/apps")
+    assert "running" in apps.get_by_role("region", name=re.compile(f"^{APP}")).inner_text()
+
+    # the first tab was not reloaded: htmx polled the live fragment until the end
+    page.locator("#state", has_text="completed").wait_for(timeout=30_000)
+    assert page.locator("table.deliveries td.outcome").all_inner_texts() == ["delivered"] * 3

@@ -110,7 +110,9 @@ async def _demo(work: Path, port: int, keep_running: bool, as_json: bool) -> dic
         )
         for name, sandbox in (("APNs", stack.apns), ("FCM", stack.fcm), ("Web Push", stack.web)):
             console.print(f"[bold]{name} sandbox[/] listening on {sandbox.url}")
-        service = build_service(load_config(config_file))
+        config = load_config(config_file)
+        service = build_service(config)
+        service.use_config(config)  # each app's settings, as `pushrelay serve` does (the console shows them)
         _key, api_key = service.keys.create(["admin"], name="demo")
         stop = asyncio.Event()
         ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()

@@ -64,7 +64,7 @@ def device_deliveries(engine: Engine, app: str, token: str, *, limit: int = 20) 
         select(D, N.created_at.label("sent_at"))
         .join(N, N.id == D.notification_id)
         .where(D.notification_id.in_(newest.scalar_subquery()), D.token == token)
-        .order_by(D.id.desc())
+        .order_by(N.created_at.desc(), D.id.desc())
         .limit(limit)
     )
     with engine.connect() as conn:
