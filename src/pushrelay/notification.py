@@ -229,6 +229,8 @@ _TEXT_FIELDS = (
     "target_content_id", "launch_image", "title_loc_key", "subtitle_loc_key", "loc_key",
     "filter_criteria", "event", "attributes_type",
 )  # fmt: skip
+MAX_BADGE = 2**31 - 1
+_INT64 = 2**63
 _INT_FIELDS = ("badge", "priority", "expiration", "timestamp", "dismissal_date", "stale_date")
 _OBJECT_FIELDS = ("user_info", "custom", "content_state", "attributes")
 
@@ -252,6 +254,13 @@ def _validate(n: Notification) -> None:
             json.dumps(v, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise NotificationError(f"{name} is not JSON-serialisable: {exc}", field=name) from None
+    if n.badge is not None and not 0 <= n.badge <= MAX_BADGE:
+        # APNs and the apps read the badge as a signed 32-bit number
+        raise NotificationError(f"badge must be between 0 and {MAX_BADGE}, got {n.badge}", field="badge")
+    for name in _INT_FIELDS:
+        v = getattr(n, name)
+        if v is not None and not -_INT64 <= v < _INT64:
+            raise NotificationError(f"{name} is out of range (a 64-bit integer), got {v}", field=name)
     if n.sound is not None and not isinstance(n.sound, str | SoundSpec):
         raise NotificationError("sound must be text or {critical, name, volume}", field="sound")
     if n.push_type is not None and n.push_type not in PUSH_TYPES:
@@ -277,6 +286,8 @@ def _validate(n: Notification) -> None:
         isinstance(n.relevance_score, bool) or not isinstance(n.relevance_score, int | float)
     ):
         raise NotificationError("relevance_score must be a number", field="relevance_score")
+    if n.relevance_score is not None and not math.isfinite(n.relevance_score):
+        raise NotificationError("relevance_score must be a finite number", field="relevance_score")
     if n.color is not None and not (
         len(n.color) == 7 and n.color[0] == "#" and all(c in "0123456789abcdefABCDEF" for c in n.color[1:])
     ):

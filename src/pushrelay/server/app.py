@@ -23,9 +23,9 @@ from ..registry.models import Device
 from ..registry.tokens import InvalidDeviceError
 from .apikeys import ApiKey
 from .errors import ApiError, install_error_handlers
-from .guards import Guards, iso
-from .guards import cursor_decode as _cursor_decode  # the device routes' names
+from .guards import Guards, int_cursor, iso
 from .guards import cursor_encode as _cursor_encode
+from .input_guard import CatchAll, InputGuard
 from .middleware import BodyLimit, RequestMetrics
 from .notification_routes import notification_routes
 from .schemas import DeviceBody
@@ -50,8 +50,11 @@ def create_app(service: Service) -> FastAPI:
         static_url="/_docs/static",
     )
     install_error_handlers(app)
+    # the last added is the outermost: CatchAll sees what the others raise
+    app.add_middleware(InputGuard)
     app.add_middleware(BodyLimit, limit=service.settings.max_body)
     app.add_middleware(RequestMetrics, metrics=service.metrics)
+    app.add_middleware(CatchAll)
     app.state.service = service
 
     guards = Guards(service)
@@ -142,14 +145,7 @@ def create_app(service: Service) -> FastAPI:
         cursor: str | None = None,
     ) -> dict[str, Any]:
         require(key, "send", app_name)
-        after = 0
-        if cursor:
-            try:
-                after = int(_cursor_decode(cursor))
-            except ValueError:
-                raise ApiError(
-                    400, "invalid_cursor", "cursor is not one this API returned", field="cursor"
-                ) from None
+        after = int_cursor(cursor)
         # keyset pagination on the registry's (app, id) index
         q = (
             sa.select(Device)

@@ -38,9 +38,12 @@ def int_cursor(cursor: str | None) -> int:
     if not cursor:
         return 0
     try:
-        return int(cursor_decode(cursor))
+        after = int(cursor_decode(cursor))
     except ValueError:
-        raise ApiError(400, "invalid_cursor", "cursor is not one this API returned", field="cursor") from None
+        after = -1
+    if not 0 <= after < 2**63:  # a row id is a 64-bit integer: anything else was not ours
+        raise ApiError(400, "invalid_cursor", "cursor is not one this API returned", field="cursor")
+    return after
 
 
 class Guards:

@@ -12,7 +12,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
-from ..queue.interface import EnqueueResult, IdempotencyConflict, NotificationRequest, NotificationStatus
+from ..queue.interface import (
+    EnqueueResult,
+    IdempotencyConflict,
+    NotificationRequest,
+    NotificationState,
+    NotificationStatus,
+)
 from ..queue.models import utcnow
 from .apikeys import ApiKey
 from .errors import ApiError
@@ -184,7 +190,7 @@ def notification_routes(service: Service, guards: Guards) -> APIRouter:
     def list_notifications(
         key: Annotated[ApiKey, Depends(guards.authenticate)],
         app_name: Annotated[str | None, Query(alias="app")] = None,
-        state: str | None = None,
+        state: NotificationState | None = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: str | None = None,
     ) -> dict[str, Any]:
@@ -193,13 +199,20 @@ def notification_routes(service: Service, guards: Guards) -> APIRouter:
         if cursor:
             ts, _, last = cursor_decode(cursor).partition("|")
             try:
-                before = (datetime.fromisoformat(ts), last)
+                stamp = datetime.fromisoformat(ts)
+                if stamp.tzinfo is not None or not last:  # this API writes naive UTC and an id
+                    raise ValueError(ts)
+                before = (stamp, last)
             except ValueError:
                 raise ApiError(
                     400, "invalid_cursor", "cursor is not one this API returned", field="cursor"
                 ) from None
         items = outbox.list_notifications(
-            app=app_name, apps=key.apps or None, state=state, limit=limit + 1, before=before
+            app=app_name,
+            apps=key.apps or None,
+            state=state.value if state else None,
+            limit=limit + 1,
+            before=before,
         )
         nxt = None
         if len(items) > limit:

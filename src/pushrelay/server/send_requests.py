@@ -16,6 +16,10 @@ from .schemas import SendBody
 
 __all__ = ["naive_utc", "request_from"]
 
+# the times every provider can express (UNIX epoch seconds) and date arithmetic cannot overflow
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+
 
 def naive_utc(dt: datetime | None, field: str) -> datetime | None:
     """``dt`` in UTC without zone (the outbox's clock), refusing a time without a zone."""
@@ -28,7 +32,18 @@ def naive_utc(dt: datetime | None, field: str) -> datetime | None:
             f"{field} must include a time zone (e.g. 2030-01-01T09:00:00Z)",
             field=field,
         )
-    return dt.astimezone(UTC).replace(tzinfo=None)
+    try:
+        utc = dt.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        utc = None
+    if utc is None or not _EARLIEST <= utc < _LATEST:
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"{field} must be between 1970-01-01 and 9999-01-01 UTC, got {dt.isoformat()}",
+            field=field,
+        )
+    return utc.replace(tzinfo=None)
 
 
 def request_from(body: SendBody, *, key_id: str, now: datetime, prefix: str = "") -> NotificationRequest:
