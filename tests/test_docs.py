@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-RUNNABLE = [("apns.md", 0), ("credentials.md", 3), ("fcm.md", 2), ("webpush.md", 1)]
+RUNNABLE = [("apns.md", 0), ("credentials.md", 3), ("fcm.md", 2), ("webpush.md", 1), ("sandbox.md", 2)]
 
 
 def block(name: str, index: int) -> str:

@@ -25,7 +25,7 @@ from ._exceptions import NotificationError
 from .notification import Notification
 from .outcome import DeliveryResult, Outcome
 
-__all__ = ["BatchClient", "Item", "PairProvider", "aclose", "by_tag", "merge", "send_many", "send_or_answer"]
+__all__ = ["BatchClient", "Item", "aclose", "by_tag", "merge", "send_many", "send_or_answer"]
 
 T = TypeVar("T")
 In = TypeVar("In")
@@ -274,27 +274,3 @@ class BatchClient(Generic[T]):
     ) -> AsyncIterator[DeliveryResult]:
         """Send every ``(notification, recipient, tag)``; results (with ``.tag``) in completion order."""
         return send_many(items, self.send, limit=concurrency or self.concurrency, token_text=self._token_text)
-
-
-class PairProvider(Generic[T]):
-    """A :mod:`pushrelay.push` provider around a :class:`BatchClient`: :meth:`deliver` turns
-    ``(notification, target)`` pairs into client items with :meth:`prepare` (which may answer a pair
-    itself) and yields ``(target, result)`` pairs."""
-
-    target_type: type[T]
-    _client: BatchClient[Any]
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._client.aclose()
-
-    def prepare(self, pair: tuple[Notification, T]) -> tuple[Notification, Any, object] | DeliveryResult:
-        """The client's ``(notification, recipient, tag)`` for a pair, or its result when known."""
-        raise NotImplementedError
-
-    def deliver(
-        self, items: AsyncIterator[tuple[Notification, T]]
-    ) -> AsyncIterator[tuple[T, DeliveryResult]]:
-        return by_tag(send_or_answer(items, self.prepare, self._client.send_many), self.target_type)

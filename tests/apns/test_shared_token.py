@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from pushrelay.apns import TokenAuth
 from pushrelay.db import Database
-from pushrelay.worker.shared_token import SqlTokenStore
+from pushrelay.providers.state import SqlTokenStore
 
 from .conftest import FakeClock
 

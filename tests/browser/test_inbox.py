@@ -152,9 +152,11 @@ def test_new_notifications_appear_without_reload(sandboxes: InboxStack, page: An
     page.goto(sandboxes.url)
     page.wait_for_function("() => window.htmx !== undefined")
     before = page.locator("li.entry").count()
+    answered = int(page.locator("#summary").inner_text().split()[0])
     token = sandboxes.apns_token()
     assert sandboxes.send_apns(Notification(title="live one", body="arrived while watching"), token).ok
     page.locator("li.entry", has_text="live one").wait_for()
+    page.locator("#summary", has_text=f"{answered + 1} requests answered").wait_for()
     assert page.locator("li.entry").count() == before + 1
     assert page.locator("li.entry").first.locator(".n-title").inner_text() == "live one"  # newest first
     # the device list follows too
@@ -173,6 +175,7 @@ def test_script_a_device_from_the_page(sandboxes: InboxStack, page: Any) -> None
     result = sandboxes.send_apns(Notification(title="after"), token)
     assert not result.ok and result.reason == "Unregistered"
     page.locator("li.entry.refused .reason", has_text="Unregistered").wait_for()
+    page.get_by_role("status").filter(has_text="Not scripted").wait_for()  # used up, and the page says so
     assert sandboxes.send_apns(Notification(title="again"), token).ok  # the script was used up
 
 

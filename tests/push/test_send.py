@@ -11,13 +11,20 @@ import pytest
 
 from pushrelay import NotificationError, Outcome, PayloadTooLargeError
 from pushrelay.config import Config, config_from_dict
-from pushrelay.push import PROVIDERS, AsyncPushNotification
+from pushrelay.providers.build import Platforms, builder_for
+from pushrelay.push import AsyncPushNotification
+from pushrelay.push.outbox import shared_outbox
 from pushrelay.registry import DeviceRegistry
 from pushrelay.sandbox import ApnsSandbox
 
 from .conftest import app_settings, tok
 
 NOTE = {"title": "This is title", "body": "Here is the content of this notification"}
+
+
+def ios_table(config: Config, registry: DeviceRegistry) -> dict[str, object]:
+    """A provider table with iOS only (the app's Android and web devices have no provider)."""
+    return {"ios": Platforms(config.apps, builder_for(None), registry.subscription_keys).table["ios"]}
 
 
 def push_for(
@@ -106,7 +113,7 @@ async def test_send_all_streams_every_active_device(
     registry.register("myapp", "fcm-token:APA91b", platform="android", email="u1@x.com")
     registry.register("other-app", tok(50))
     registry.retire("myapp", tok(7), "410 Unregistered")
-    push = push_for(config, registry, providers={"ios": PROVIDERS["ios"]})  # no Android provider here
+    push = push_for(config, registry, providers=ios_table(config, registry))  # no Android provider here
 
     result = await push.send_all(NOTE)
 
@@ -261,7 +268,7 @@ async def test_web_devices_without_provider(
     auth = base64.urlsafe_b64encode(b"s" * 16).decode().rstrip("=")
     endpoint = "https://push.example.net/sub/123"
     registry.register("myapp", endpoint, platform="web", email="w@x.com", web_p256dh=p256dh, web_auth=auth)
-    result = await push_for(config, registry, providers={"ios": PROVIDERS["ios"]}).send(NOTE, "w@x.com")
+    result = await push_for(config, registry, providers=ios_table(config, registry)).send(NOTE, "w@x.com")
     (d,) = result.deliveries
     assert d.outcome is Outcome.FAILED and d.reason == "no web provider configured" and not result.success
 
@@ -304,3 +311,19 @@ async def test_android_devices_of_an_app_without_fcm_settings(
     (android,) = [d for d in result.deliveries if d.platform == "android"]
     assert android.outcome is Outcome.FAILED
     assert android.reason is not None and android.reason.startswith("no android provider configured")
+
+
+async def test_a_paused_app_is_reported_not_waited_for(
+    sandbox: ApnsSandbox, config: Config, registry: DeviceRegistry
+) -> None:
+    registry.register("myapp", tok(1), email="test@4d.com")
+    shared_outbox(registry).pause(
+        "myapp", "403 InvalidProviderToken", platform="ios", by="a worker", fingerprint=None
+    )
+    result = await push_for(config, registry).send(NOTE, "test@4d.com", timeout=600)
+    assert not result.success and result.deliveries == [] and sandbox.stats.requests == 0
+    assert result.errors == [
+        "app myapp: the app is paused: its deliveries wait for 'pushrelay apps resume myapp'"
+    ]
+    status = shared_outbox(registry).status(result.notification_id or "")
+    assert status is not None and status.counts.get("paused") == 1  # parked for the service, not lost

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from pushrelay.config import Config, config_from_dict
+from pushrelay.fourd.messages import messages
 from pushrelay.fourd.recipients import parse_recipients
+from pushrelay.fourd.targets import plan_send
 from pushrelay.outcome import DeliveryResult, Outcome
-from pushrelay.push.result import messages
-from pushrelay.push.targets import plan_send
 from pushrelay.queue.interface import ExpansionJob, Recipients
 from pushrelay.registry import DeviceRegistry
 from pushrelay.worker.registry_audience import RegistryAudience

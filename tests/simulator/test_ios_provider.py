@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from pushrelay import Notification, Outcome
+from pushrelay.providers.base import IosProvider, Item
 from pushrelay.simulator import SimulatorClient
-from pushrelay.worker.providers import IosProvider, Item
 
 UDID = "8A2F3C1E-0B6D-4E5F-9A7B-1C2D3E4F5A6B"
 BUNDLE = "com.sample.myappname"

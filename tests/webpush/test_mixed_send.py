@@ -1,8 +1,8 @@
 """One notification to one e-mail address with an iPhone, an Android phone and a browser.
 
-Runs the whole path of pushrelay.push (registry lookup, dispatch by platform) with the FCM and
-Web Push providers plugged into the platform table, each provider talking to its sandbox over
-real sockets.
+Runs the whole path of pushrelay.push (outbox record, registry lookup, the worker's delivery by
+platform) with the default provider table built from the app's settings, each provider talking to
+its sandbox over real sockets.
 """
 
 from __future__ import annotations
@@ -11,9 +11,6 @@ from pathlib import Path
 
 from pushrelay.config.model import ApnsSettings, AppConfig, Config
 from pushrelay.push.api import AsyncPushNotification
-from pushrelay.push.fcm_provider import FcmProvider
-from pushrelay.push.providers import PROVIDERS
-from pushrelay.push.webpush_provider import WebPushProvider
 from pushrelay.registry.devices import DeviceRegistry
 from pushrelay.sandbox import ApnsSandbox
 from pushrelay.sandbox.fcm import FcmSandbox
@@ -67,10 +64,7 @@ async def test_one_email_three_platforms(tmp_path: Path, sqlite_url: str) -> Non
                 web_p256dh=browser["keys"]["p256dh"],
                 web_auth=browser["keys"]["auth"],
             )
-            providers = {**PROVIDERS, "android": FcmProvider, "web": WebPushProvider}
-            push = AsyncPushNotification(
-                app, config=Config(apps={"myapp": app}), registry=registry, providers=providers
-            )
+            push = AsyncPushNotification(app, config=Config(apps={"myapp": app}), registry=registry)
             async with push:
                 result = await push.send(
                     {

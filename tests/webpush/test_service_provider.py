@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 
 from pushrelay import Notification, Outcome
+from pushrelay.providers.base import Item, WebSubscriptionProvider
 from pushrelay.sandbox.webpush import WebPushSandbox
 from pushrelay.webpush import VapidKey, WebPushClient
-from pushrelay.worker.providers import Item, WebSubscriptionProvider
 
 N = Notification(title="hello", body="browser")
 

@@ -92,7 +92,6 @@ ENTRY_POINT_USERS: Mapping[str, frozenset[str]] = {
 
 KNOWN_EXCEPTIONS: Mapping[tuple[str, str], str] = {
     ("pushrelay.config.loader", "fourd"): "the loader reads a 4D app folder (fourd.folder, a pure parser)",
-    ("pushrelay.worker.registry_audience", "push"): "the worker expands audiences with push.targets",
 }
 """``(importing module, imported node) -> why``: upward edges that exist today, each to be removed.
 tests/test_layers.py fails on any other violation, and on an entry here that no longer occurs."""

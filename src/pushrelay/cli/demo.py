@@ -24,12 +24,15 @@ from rich.console import Console
 from rich.table import Table
 
 from ..config import load_config
+from ..sandbox.inbox import Inbox, InboxListenError, serve_inbox
+from ..sandbox.records import InboxLog, Platform
 from ..sandbox.stack import SandboxStack
 from ..server.runtime import run_service
 from ..server.wiring import build_service
 
 TEAM_ID, KEY_ID, BUNDLE_ID, APP = "TEAM123456", "DEMOKEY123", "com.sample.myappname", "myapp"
 EMAIL = "test@4d.com"
+_INBOX_PLATFORMS: dict[str, Platform] = {"ios": "apns", "android": "fcm", "web": "webpush"}
 EXAMPLE = {"title": "This is title", "body": "Here is the content of this notification"}
 
 
@@ -82,14 +85,25 @@ def _received(stack: SandboxStack, device: DemoDevice) -> list[Any]:
     "--keep-running", is_flag=True, help="Leave the service up and print a ready-to-paste curl command."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the delivery report as JSON only.")
-def demo(directory: Path | None, port: int, keep_running: bool, as_json: bool) -> None:  # fmt: skip
+@click.option(
+    "--inbox-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default="a free port",
+    help="Port of the sandbox inbox page (127.0.0.1) served with --keep-running.",
+)
+@click.option("--no-inbox", is_flag=True, help="Do not serve the sandbox inbox page.")
+def demo(
+    directory: Path | None, port: int, keep_running: bool, as_json: bool, inbox_port: int, no_inbox: bool
+) -> None:
     """Run the whole service against local APNs, FCM and Web Push sandboxes and deliver the 4D
     example to an iPhone, an iPad, an Android phone and a browser."""
     owns = directory is None
     work = Path(tempfile.mkdtemp(prefix="pushrelay-demo-")) if directory is None else directory
     work.mkdir(parents=True, exist_ok=True)
     try:
-        report = asyncio.run(_demo(work.resolve(), port, keep_running, as_json))
+        inbox = inbox_port if keep_running and not no_inbox else None
+        report = asyncio.run(_demo(work.resolve(), port, keep_running, as_json, inbox))
     finally:
         if owns and not keep_running:
             shutil.rmtree(work, ignore_errors=True)
@@ -97,7 +111,9 @@ def demo(directory: Path | None, port: int, keep_running: bool, as_json: bool) -
         raise SystemExit(1)
 
 
-async def _demo(work: Path, port: int, keep_running: bool, as_json: bool) -> dict[str, Any]:
+async def _demo(
+    work: Path, port: int, keep_running: bool, as_json: bool, inbox_port: int | None = None
+) -> dict[str, Any]:
     console = Console(stderr=as_json, highlight=False)
     with SandboxStack.running(
         work / "sandbox", team_id=TEAM_ID, key_id=KEY_ID, bundle_id=BUNDLE_ID, project_id="pushrelay-demo"
@@ -110,6 +126,7 @@ async def _demo(work: Path, port: int, keep_running: bool, as_json: bool) -> dic
         )
         for name, sandbox in (("APNs", stack.apns), ("FCM", stack.fcm), ("Web Push", stack.web)):
             console.print(f"[bold]{name} sandbox[/] listening on {sandbox.url}")
+        inbox = Inbox.for_stack(stack) if inbox_port is not None else None
         config = load_config(config_file)
         service = build_service(config)
         service.use_config(config)  # each app's settings, as `pushrelay serve` does (the console shows them)
@@ -122,9 +139,11 @@ async def _demo(work: Path, port: int, keep_running: bool, as_json: bool) -> dic
         try:
             url = await asyncio.wait_for(asyncio.shield(ready), 30)
             console.print(f"[bold]pushrelay[/] API on {url}, database {work / 'pushrelay.db'}")
-            report = await _exercise(url, api_key, stack, console, as_json)
+            report = await _exercise(url, api_key, stack, console, as_json, inbox.log if inbox else None)
             if keep_running:
                 _print_keep_running(console, url, api_key, config_file)
+                if inbox is not None and inbox_port is not None:
+                    await _serve_inbox(console, inbox, inbox_port, stop)
                 await stop.wait()
         finally:
             stop.set()
@@ -134,9 +153,18 @@ async def _demo(work: Path, port: int, keep_running: bool, as_json: bool) -> dic
 
 
 async def _exercise(
-    url: str, api_key: str, stack: SandboxStack, console: Console, as_json: bool
+    url: str,
+    api_key: str,
+    stack: SandboxStack,
+    console: Console,
+    as_json: bool,
+    inbox: InboxLog | None = None,
 ) -> dict[str, Any]:
     devices = _devices(stack)
+    if inbox is not None:  # the inbox page names the devices as this demo does
+        for device in devices:
+            platform = _INBOX_PLATFORMS[device.platform]
+            inbox.add_device(platform, device.token.rsplit("/wp/", 1)[-1], device.name)
     headers = {"authorization": f"Bearer {api_key}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
         for device in devices:
@@ -191,3 +219,14 @@ def _print_keep_running(console: Console, url: str, api_key: str, config_file: P
         f"-H 'Content-Type: application/json' -d '{payload}'",
         soft_wrap=True,
     )
+
+
+async def _serve_inbox(console: Console, inbox: Inbox, port: int, stop: asyncio.Event) -> None:
+    """Serve the sandbox inbox until ``stop``; its URL whole on its own line."""
+    try:
+        async with serve_inbox(inbox, port=port) as inbox_url:
+            console.print("\nSandbox inbox (every device and what it received):", soft_wrap=True)
+            console.print(inbox_url, soft_wrap=True, markup=False)
+            await stop.wait()
+    except InboxListenError as exc:
+        raise click.ClickException(f"--inbox-port: {exc.strerror}") from None

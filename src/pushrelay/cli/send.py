@@ -1,5 +1,10 @@
 """``pushrelay send``: send a notification to users (e-mail addresses), tokens, or every device.
 
+The notification and its deliveries are recorded in the outbox (surface ``cli``: ``pushrelay
+notifications list`` shows them) and delivered by this process through the worker's code; retries
+wait within ``--timeout``. A device that a provider asked to leave alone for longer (Retry-After)
+is reported deferred, with the time.
+
 The exit code is 0 when at least one device accepted the notification (``success``), 1 otherwise.
 ``--json`` prints the result (4D shape plus deliveries) on stdout and nothing else; without it a
 summary goes to stdout, warnings and errors to stderr, and a progress bar shows on a terminal.
@@ -16,6 +21,7 @@ from typing import Any
 import click
 
 from ..push import Progress, PushNotification, PushResult
+from ..push.api import DEFAULT_TIMEOUT
 from ._common import clean_errors, config_option, json_option, load, open_registry, print_json
 
 
@@ -81,6 +87,13 @@ def _progress_bar(enabled: bool) -> Iterator[Progress | None]:
 @click.option("--user-info", callback=_user_info, default=None, help="Extra data, a JSON object.")
 @click.option("--data-class", default=None, help="Open this dataClass (list form) in the 4D app.")
 @click.option("--primary-key", default=None, help="With --data-class: open this entity (detail form).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for final outcomes, retries included.",
+)
 @json_option
 @clean_errors
 def send(
@@ -92,6 +105,7 @@ def send(
     user_info: dict[str, Any] | None,
     data_class: str | None,
     primary_key: str | None,
+    timeout: float,
     as_json: bool,
     **fields: Any,
 ) -> None:
@@ -116,16 +130,16 @@ def send(
     platforms = [t.strip() for t in targets.split(",") if t.strip()] if targets else None
     show_bar = not as_json and sys.stderr.isatty()
     with open_registry(config) as registry, _progress_bar(show_bar) as progress:
-        push = PushNotification(app_ref, platforms, config=config, registry=registry)
+        push = PushNotification(app_ref, platforms, config=config, registry=registry, surface="cli")
         if send_all:
-            result = push.send_all(notification, progress=progress)
+            result = push.send_all(notification, progress=progress, timeout=timeout)
         elif data_class is not None:
             target: Any = data_class if primary_key is None else (data_class, _primary_key(primary_key))
-            result = push.open(target, notification, list(recipients), progress=progress)
+            result = push.open(target, notification, list(recipients), progress=progress, timeout=timeout)
         else:
-            result = push.send(notification, list(recipients), progress=progress)
+            result = push.send(notification, list(recipients), progress=progress, timeout=timeout)
     if as_json:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), "notification_id": result.notification_id})
     else:
         _report(result)
     sys.exit(0 if result.success else 1)
@@ -140,6 +154,12 @@ def _report(result: PushResult) -> None:
     retired = sum(1 for d in result.deliveries if d.retired)
     if retired:
         click.echo(f"retired {retired} dead token(s)")
+    for d in result.deliveries:
+        if d.deferred_until is not None:
+            when = d.deferred_until.strftime("%Y-%m-%d %H:%M:%S UTC")
+            click.echo(f"deferred: {d.platform} {d.masked_token} until {when} ({d.reason}): not sent")
+    if result.notification_id:
+        click.echo(f"recorded as notification {result.notification_id}")
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     for error in result.errors:

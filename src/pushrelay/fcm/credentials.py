@@ -5,6 +5,10 @@ account's ``token_uri``). This module adds what a sender needs around it: one ca
 by every request, refreshed a few minutes before it expires, at most one refresh in flight
 (single-flight: a thousand concurrent sends wait for the same refresh), and errors that say which
 file is wrong without ever showing the key or a token.
+
+With an :class:`AccessTokenStore` (``ServiceAccount.shared(store)``), processes that use the same
+account share its token too: a process adopts a stored token that is still fresh instead of
+minting its own, and stores the ones it mints.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ import datetime
 import json
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from google.auth import exceptions as google_exceptions
 from google.oauth2 import service_account
@@ -24,7 +29,14 @@ from .._exceptions import CredentialsError, TransportError
 from ..tls import client_ssl_context
 from ._google_transport import HttpxRequest
 
-__all__ = ["DEFAULT_REFRESH_MARGIN", "DEFAULT_TOKEN_URI", "FCM_SCOPE", "ServiceAccount"]
+__all__ = [
+    "DEFAULT_REFRESH_MARGIN",
+    "DEFAULT_TOKEN_URI",
+    "FCM_SCOPE",
+    "AccessTokenStore",
+    "ServiceAccount",
+    "StoredAccessToken",
+]
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL, not a secret)
@@ -32,6 +44,21 @@ DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL, 
 DEFAULT_REFRESH_MARGIN = 300.0
 
 _REQUIRED = ("client_email", "private_key", "project_id")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAccessToken:
+    token: str = field(repr=False)  # a bearer secret
+    expires_at: float  # clock seconds
+    refresh_at: float
+
+
+class AccessTokenStore(Protocol):
+    """Where processes that use the same service account share its access token."""
+
+    def load(self, account: str, token_uri: str) -> StoredAccessToken | None: ...
+
+    def save(self, account: str, token_uri: str, token: StoredAccessToken) -> None: ...
 
 
 class ServiceAccount:
@@ -87,6 +114,15 @@ class ServiceAccount:
         self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         #: How many tokens were minted (for metrics and tests).
         self.refresh_count = 0
+        #: How many tokens were adopted from the store instead of minted.
+        self.adopted_count = 0
+        self._store: AccessTokenStore | None = None
+        self._rejected: str | None = None
+
+    def shared(self, store: AccessTokenStore) -> ServiceAccount:
+        """Share the access token through ``store`` (returns ``self``)."""
+        self._store = store
+        return self
 
     @classmethod
     def from_file(
@@ -150,7 +186,25 @@ class ServiceAccount:
             # Another sender may have refreshed while this one waited for the lock.
             if self._token is not None and self._clock() < self._refresh_at:
                 return self._token
-            return await self._refresh()
+            if self._store is not None:
+                stored = await asyncio.to_thread(self._store.load, self.client_email, self.token_uri)
+                if (
+                    stored is not None
+                    and stored.token != self._rejected
+                    and self._clock() < stored.refresh_at
+                ):
+                    self._token, self._expires_at, self._refresh_at = (
+                        stored.token,
+                        stored.expires_at,
+                        stored.refresh_at,
+                    )
+                    self.adopted_count += 1
+                    return stored.token
+            token = await self._refresh()
+            if self._store is not None:
+                mine = StoredAccessToken(token, self._expires_at, self._refresh_at)
+                await asyncio.to_thread(self._store.save, self.client_email, self.token_uri, mine)
+            return token
 
     def _refresh_lock(self) -> asyncio.Lock:
         # One account may serve several event loops over its life (the synchronous API runs each
@@ -165,6 +219,7 @@ class ServiceAccount:
         if self._token == token:
             self._token = None
             self._refresh_at = 0.0
+            self._rejected = token  # the store may still hold it: never adopt it again
 
     async def _refresh(self) -> str:
         try:

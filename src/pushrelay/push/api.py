@@ -5,10 +5,13 @@
     result = push.send({"title": "This is title", "body": "..."}, "test@4d.com")
     result.success, result.warnings, result.errors, result.deliveries
 
-Each call resolves the recipients against the registry, delivers through one provider per
-platform and APNs environment (connections reused across the batch), retires the devices the
-providers report dead, and returns a :class:`PushResult`. ``AsyncPushNotification`` is the same
-with ``await``; used as ``async with``, it also keeps its provider connections open between calls.
+Each call commits the notification and its deliveries to the outbox (the record ``GET
+/v1/notifications`` and ``pushrelay notifications list`` show, surface ``library``), then delivers
+them in this process through the worker's own code (:class:`~pushrelay.worker.inline.InlineWorker`:
+the registry's recipient rules, the providers of :mod:`pushrelay.providers` with the provider state
+shared by every process, the outbox's retry policy), and returns a :class:`PushResult` once every
+device has a final outcome or ``timeout`` has passed. ``AsyncPushNotification`` is the same with
+``await``; used as ``async with``, it also keeps its provider connections open between calls.
 
 The sync class runs each call on a private event loop (in a worker thread when the calling thread
 already runs one, e.g. inside an async web handler or a notebook).
@@ -24,31 +27,29 @@ import asyncio
 import atexit
 import concurrent.futures
 import dataclasses
-import itertools
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
-from .._exceptions import ConfigurationError, NotificationError
+from .._exceptions import NotificationError
 from ..apns import render
 from ..config.loader import load_config
 from ..config.model import AppConfig, Config
 from ..fourd.recipients import Recipients, parse_recipients
 from ..notification import Notification
-from ..outcome import DeliveryResult, Outcome
+from ..providers.base import ProviderFactory, ProviderPool
+from ..providers.build import Platforms, builder_for
 from ..queue.interface import NotificationStatus
 from ..queue.sql import SqlOutbox
 from ..registry.devices import DeviceRegistry
-from ..registry.hygiene import retire_dead_tokens
+from ..worker.inline import InlineWorker, open_count
+from ..worker.registry_audience import RegistryAudience
 from .apps import resolve_app
 from .deeplink import MISSING, deep_link_user_info
-from .dispatch import ProviderPool, dispatch
-from .outbox import TERMINAL, build_request, result_from, shared_outbox
-from .providers import ProviderFactory
-from .result import Delivery, PushResult, messages
-from .targets import Target, plan_all, plan_send, stream_all
+from .outbox import TERMINAL, build_request, inline_request, result_from, shared_outbox
+from .result import PushResult, messages
 
 __all__ = ["AsyncPushNotification", "Progress", "PushNotification"]
 
@@ -59,8 +60,8 @@ Progress = Callable[[int, int], None]
 
 NotificationLike = Notification | Mapping[str, Any]
 
-# Targets fetched from the database per round trip while streaming a send_all.
-_STREAM_PAGE = 1000
+DEFAULT_TIMEOUT = 30.0
+"""Seconds a send waits for final outcomes (retries included) before it returns."""
 
 
 # -- registries shared per database URL ----------------------------------------------------------
@@ -92,21 +93,6 @@ def _as_notification(notification: NotificationLike) -> Notification:
     return Notification.from_dict(notification)
 
 
-async def _iterate_in_thread(it: Iterator[T], page: int) -> AsyncIterator[T]:
-    """Drain a blocking iterator (database pages) from a worker thread, ``page`` items at a time."""
-    while True:
-        chunk = await asyncio.to_thread(lambda: list(itertools.islice(it, page)))
-        if not chunk:
-            return
-        for item in chunk:
-            yield item
-
-
-async def _iterate_list(items: list[T]) -> AsyncIterator[T]:
-    for item in items:
-        yield item
-
-
 class AsyncPushNotification:
     """Send notifications to an app's users; see the module docstring.
 
@@ -115,7 +101,9 @@ class AsyncPushNotification:
     configured app. ``targets``: ``"ios"``, ``"android"``, ``"web"`` or a list (default: all).
     ``config``: a loaded :class:`Config` (default: :func:`load_config`). ``registry`` or
     ``database_url``: where devices are (default: the configuration's database).
-    ``providers``: replaces the platform → provider table (tests, custom providers).
+    ``providers``: replaces the platform → provider factory table of
+    :class:`~pushrelay.providers.build.Platforms` (tests, custom providers). ``surface``: how the
+    sends are recorded (``library``; ``pushrelay send`` says ``cli``).
     """
 
     def __init__(
@@ -127,13 +115,15 @@ class AsyncPushNotification:
         registry: DeviceRegistry | None = None,
         database_url: str | None = None,
         providers: Mapping[str, ProviderFactory] | None = None,
+        surface: str = "library",
     ) -> None:
         self.config = config if config is not None else load_config()
         self.app, self.targets = resolve_app(app, targets, self.config)
         self._registry = registry
         self._database_url = database_url or self.config.database.url
         self._providers = providers
-        self._pool: ProviderPool | None = None
+        self.surface = surface
+        self._worker: InlineWorker | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(app={self.app.name!r}, targets={list(self.targets)})"
@@ -146,20 +136,42 @@ class AsyncPushNotification:
 
     # -- lifecycle: optional, keeps connections between calls -----------------------------------
     async def __aenter__(self) -> AsyncPushNotification:
-        self._pool = ProviderPool(self.app, self._providers)
+        self._worker = self._inline_worker()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.aclose()
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            await worker.pool.close()
+
+    def _inline_worker(self) -> InlineWorker:
+        registry = self.registry
+        table = self._providers
+        if table is None:
+            builder = builder_for(registry.db.engine)
+            # one connection per environment: a call's batch, not a service's stream
+            table = Platforms(
+                {self.app.name: self.app}, builder, registry.subscription_keys, apns_connections=1
+            ).table
+        app = self.app
+        return InlineWorker(
+            self._outbox(),
+            ProviderPool(dict(table)),
+            RegistryAudience(registry, lambda _name: app),
+            deferrals=builder_for(registry.db.engine).deferrals,
+        )
 
     # -- the 4D API -----------------------------------------------------------------------------
     async def send(
-        self, notification: NotificationLike, recipients: Any = None, *, progress: Progress | None = None
+        self,
+        notification: NotificationLike,
+        recipients: Any = None,
+        *,
+        progress: Progress | None = None,
+        timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - the 4D-style call waits for outcomes
     ) -> PushResult:
         """Send to e-mail addresses and/or device tokens (see :mod:`pushrelay.fourd.recipients`)."""
         n = self._checked(notification)
@@ -168,24 +180,17 @@ class AsyncPushNotification:
         parsed = parse_recipients(recipients)
         if parsed.empty:
             return PushResult(errors=[messages.BOTH_EMPTY])
-        plan = await asyncio.to_thread(plan_send, self.registry, self.app, parsed, self.targets)
-        result = PushResult(warnings=plan.warnings)
-        await self._deliver(n, _iterate_list(plan.targets), len(plan.targets), result, progress)
-        return result
+        return await self._send(n, parsed, progress, timeout)
 
     async def send_all(
-        self, notification: NotificationLike, *, progress: Progress | None = None
+        self,
+        notification: NotificationLike,
+        *,
+        progress: Progress | None = None,
+        timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109
     ) -> PushResult:
         """Send to every active device of the app (on the targets), streamed from the registry."""
-        n = self._checked(notification)
-        registry = self.registry
-        total, plan, errors = await asyncio.to_thread(plan_all, registry, self.app, self.targets)
-        if errors:
-            return PushResult(errors=errors)
-        result = PushResult(warnings=plan.warnings)
-        devices = (target for _id, target in stream_all(registry, self.app, self.targets))
-        await self._deliver(n, _iterate_in_thread(devices, _STREAM_PAGE), total, result, progress)
-        return result
+        return await self._send(self._checked(notification), None, progress, timeout)
 
     async def open(
         self,
@@ -195,6 +200,7 @@ class AsyncPushNotification:
         *,
         primary_key: Any = MISSING,
         progress: Progress | None = None,
+        timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109
     ) -> PushResult:
         """Send a notification that opens ``target`` in the app: a dataClass name, a
         ``(dataClass, primaryKey)`` pair, or ``{"dataClass", "entity": {"primaryKey"}}``."""
@@ -202,7 +208,7 @@ class AsyncPushNotification:
         info = deep_link_user_info(target, n.user_info, primary_key)
         if isinstance(info, str):
             return PushResult(errors=[info])
-        return await self.send(n.replace(user_info=info), recipients, progress=progress)
+        return await self.send(n.replace(user_info=info), recipients, progress=progress, timeout=timeout)
 
     sendAll = send_all
 
@@ -302,69 +308,62 @@ class AsyncPushNotification:
             render(n, topic=self.app.bundle_id)  # raises NotificationError / PayloadTooLargeError
         return n
 
-    async def _deliver(
+    async def _send(
         self,
         notification: Notification,
-        targets: AsyncIterator[Target],
-        total: int,
-        result: PushResult,
+        recipients: Recipients | None,
         progress: Progress | None,
-    ) -> None:
-        sent_at = datetime.now(UTC)
-        dead: list[DeliveryResult] = []
-        done = 0
+        timeout: float,  # noqa: ASYNC109
+    ) -> PushResult:
+        """Commit, deliver inline through the worker's code, and read the record back."""
+        request = inline_request(
+            self.app, notification, recipients, targets=self.targets, surface=self.surface
+        )
+        outbox = self._outbox()
+        nid = (await asyncio.to_thread(outbox.enqueue, request)).id
+        worker = self._worker or self._inline_worker()
+        worker.errors.clear()
+        worker.retired.clear()
 
-        def on_result(target: Target, answer: DeliveryResult) -> None:
-            nonlocal done
-            done += 1
-            result.deliveries.append(
-                Delivery(
-                    platform=target.platform,
-                    token=target.token,
-                    email=target.email,
-                    outcome=answer.outcome,
-                    status=answer.status,
-                    reason=answer.reason,
-                    apns_id=answer.provider_id,
-                    environment=target.environment,
-                    registered=target.registered,
-                )
-            )
-            if answer.outcome is Outcome.DELIVERED:
-                result.success = True
-            else:
-                result.warnings.append(
-                    messages.failed(target.platform, target.email, target.token, answer.reason)
-                )
-                if answer.outcome is Outcome.TOKEN_DEAD and target.registered:
-                    dead.append(answer)
+        def report(status: NotificationStatus) -> None:
             if progress is not None:
-                progress(done, total)
+                total = status.counts.get("total", 0)
+                progress(total - open_count(status), total)
 
-        pool = self._pool or ProviderPool(self.app, self._providers)
         try:
-            errors = await dispatch(pool, notification, targets, on_result)
-        except* NotificationError as group:
-            # only the first: the same notification fails the same way on every channel
-            raise group.exceptions[0] from None
+            status = await worker.deliver(nid, timeout=timeout, progress=report)
         finally:
-            if pool is not self._pool:
-                await pool.aclose()
-        result.errors.extend(_describe(e, self.app) for e in errors)
-        if dead:
-            retired = set(
-                await asyncio.to_thread(
-                    retire_dead_tokens, self.registry, self.app.name, dead, sent_at=sent_at
-                )
-            )
-            if retired:
-                result.deliveries = [
-                    dataclasses.replace(d, retired=True) if d.registered and d.token in retired else d
-                    for d in result.deliveries
-                ]
+            if worker is not self._worker:
+                await worker.pool.close()
+        assert status is not None  # committed above; notifications are not deleted
+        report(status)
+        result = await self._result(status)
+        result.errors.extend(_describe(e, self.app) for e in worker.errors)
+        if worker.retired:
+            result.deliveries = [
+                dataclasses.replace(d, retired=True) if d.token in worker.retired else d
+                for d in result.deliveries
+            ]
+        return result
+
+    async def _result(self, status: NotificationStatus) -> PushResult:
+        outbox = self._outbox()
+        deliveries: list[dict[str, Any]] = []
+        after = 0
+        while True:
+            page = await asyncio.to_thread(outbox.deliveries, status.id, limit=1000, after=after)
+            deliveries += page
+            if page.next_cursor is None:
+                break
+            after = page.next_cursor
+        raw = [d["token"] for d in deliveries if d.get("email") is None]
+        known = set(await asyncio.to_thread(self.registry.find_tokens, self.app.name, raw)) if raw else set()
+        result = result_from(status, deliveries, unregistered=set(raw) - known)
+        result.notification_id = status.id
+        return result
 
 
-def _describe(error: ConfigurationError, app: AppConfig) -> str:
+def _describe(error: str, app: AppConfig) -> str:
     return f"app {app.name}: {error}"
 
 
@@ -391,9 +390,16 @@ class PushNotification:
         registry: DeviceRegistry | None = None,
         database_url: str | None = None,
         providers: Mapping[str, ProviderFactory] | None = None,
+        surface: str = "library",
     ) -> None:
         self._async = AsyncPushNotification(
-            app, targets, config=config, registry=registry, database_url=database_url, providers=providers
+            app,
+            targets,
+            config=config,
+            registry=registry,
+            database_url=database_url,
+            providers=providers,
+            surface=surface,
         )
 
     def __repr__(self) -> str:
@@ -412,12 +418,23 @@ class PushNotification:
         return self._async.registry
 
     def send(
-        self, notification: NotificationLike, recipients: Any = None, *, progress: Progress | None = None
+        self,
+        notification: NotificationLike,
+        recipients: Any = None,
+        *,
+        progress: Progress | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> PushResult:
-        return _run(self._async.send(notification, recipients, progress=progress))
+        return _run(self._async.send(notification, recipients, progress=progress, timeout=timeout))
 
-    def send_all(self, notification: NotificationLike, *, progress: Progress | None = None) -> PushResult:
-        return _run(self._async.send_all(notification, progress=progress))
+    def send_all(
+        self,
+        notification: NotificationLike,
+        *,
+        progress: Progress | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> PushResult:
+        return _run(self._async.send_all(notification, progress=progress, timeout=timeout))
 
     def open(
         self,
@@ -427,9 +444,12 @@ class PushNotification:
         *,
         primary_key: Any = MISSING,
         progress: Progress | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> PushResult:
         return _run(
-            self._async.open(target, notification, recipients, primary_key=primary_key, progress=progress)
+            self._async.open(
+                target, notification, recipients, primary_key=primary_key, progress=progress, timeout=timeout
+            )
         )
 
     def enqueue(

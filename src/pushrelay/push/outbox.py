@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,7 +33,7 @@ from ..registry.devices import DeviceRegistry
 from ..registry.tokens import PLATFORMS
 from .result import Delivery, PushResult, messages
 
-__all__ = ["TERMINAL", "build_request", "result_from", "shared_outbox"]
+__all__ = ["TERMINAL", "build_request", "inline_request", "result_from", "shared_outbox"]
 
 TERMINAL = ("completed", "cancelled")
 
@@ -113,9 +113,47 @@ def build_request(
     )
 
 
-def result_from(status: NotificationStatus, deliveries: Iterable[Mapping[str, Any]]) -> PushResult:
+def inline_request(
+    app: AppConfig,
+    notification: Notification,
+    recipients: Recipients | None,
+    *,
+    targets: tuple[str, ...],
+    surface: str,
+) -> NotificationRequest:
+    """The outbox request of a ``send()`` / ``pushrelay send`` delivered in the calling process
+    (``recipients=None``: every device of the app). Unlike :func:`build_request`, the app may be
+    one the configuration file does not declare: this process delivers it, with these settings."""
+    who = (
+        OutboxRecipients(all=True)
+        if recipients is None
+        else OutboxRecipients(emails=recipients.emails, device_tokens=recipients.tokens)
+    )
+    return NotificationRequest(
+        app=app.name,
+        notification=notification.to_dict(),
+        recipients=who,
+        targets=() if set(targets) == set(PLATFORMS) else targets,
+        surface=surface,
+    )
+
+
+def _aware(value: Any) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def result_from(
+    status: NotificationStatus,
+    deliveries: Iterable[Mapping[str, Any]],
+    *,
+    unregistered: Collection[str] = (),
+) -> PushResult:
     """A finished notification as ``send()`` would have answered: 4D's ``success`` / ``warnings``
-    / ``errors`` plus one :class:`Delivery` per device that got a final outcome."""
+    / ``errors`` plus one :class:`Delivery` per device that got a final outcome (``unregistered``:
+    raw tokens that are not in the registry). A delivery that ended unsent while a provider asked
+    to wait carries the time it was due (``deferred_until``)."""
     result = PushResult(warnings=list(status.warnings), errors=list(status.errors))
     for d in deliveries:
         if d.get("outcome") is None:  # cancelled before it was sent
@@ -129,6 +167,10 @@ def result_from(status: NotificationStatus, deliveries: Iterable[Mapping[str, An
             reason=d.get("reason"),
             apns_id=d.get("apns_id"),
             environment=d.get("environment"),
+            registered=d["token"] not in unregistered,
+            deferred_until=_aware(d.get("next_attempt_at"))
+            if d["outcome"] == Outcome.EXPIRED.value
+            else None,
         )
         result.deliveries.append(delivery)
         if delivery.ok:

@@ -12,72 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..fourd.messages import messages
 from ..outcome import Outcome
 from ..registry.tokens import mask_token
 
 __all__ = ["Delivery", "PushResult", "messages"]
-
-
-class messages:
-    """Warning and error texts. Those 4D also produces are spelled exactly as 4D spells them."""
-
-    NO_RECIPIENT_GIVEN = "No recipient given"
-    NO_RECIPIENT_FOUND = "No recipient found"
-    BOTH_EMPTY = "Both mails and deviceTokens collections are empty"
-    RAW_TOKEN_EMAIL = "No mail address specified, raw deviceToken was given"  # noqa: S105
-    DATACLASS_EMPTY = "DataClass name cannot be empty"
-    DATACLASS_UNDEFINED = "DataClass is not defined correctly"
-    DATACLASS_TYPE = "First parameter must be a DataClass, an Entity or a Text (dataClass name)"
-
-    _PLATFORM_NAMES = {"ios": "iOS", "android": "Android", "web": "web"}
-
-    @staticmethod
-    def no_session(email: str) -> str:
-        return f"No session file was found for the following mail address : {email}"
-
-    @staticmethod
-    def no_device_for_targets(email: str) -> str:
-        # 4D's text for "sessions exist but none is usable"
-        return f"We couldn't find related deviceTokens to the following mail address : {email}"
-
-    @classmethod
-    def failed(cls, platform: str, email: str | None, token: str, reason: str | None) -> str:
-        name = cls._PLATFORM_NAMES.get(platform, platform)
-        who = f"[{email or cls.RAW_TOKEN_EMAIL} ; {mask_token(token)}]"
-        text = f"Failed to send {name} push notification to : {who}"
-        return f"{text} ({reason})" if reason else text
-
-    @classmethod
-    def retired(cls, email: str | None, token: str, retired_at: datetime | None, reason: str | None) -> str:
-        when = f" on {retired_at:%Y-%m-%d}" if retired_at else ""
-        why = f" ({reason})" if reason else ""
-        return (
-            f"Skipped retired device [{email or cls.RAW_TOKEN_EMAIL} ; {mask_token(token)}]: "
-            f"retired{when}{why}; it is used again when the app registers it again"
-        )
-
-    @staticmethod
-    def retired_skipped(app: str, count: int) -> str:
-        return (
-            f"{count} retired device(s) of app {app} were skipped; "
-            "they are used again when the app registers them again"
-        )
-
-    @staticmethod
-    def unregistered_sent(token: str, app: str) -> str:
-        return f"The device token {mask_token(token)} is not registered for app {app}; sent anyway"
-
-    @staticmethod
-    def unregistered_refused(token: str, app: str) -> str:
-        return (
-            f"The device token {mask_token(token)} is not registered for app {app}; not sent "
-            "(registered_tokens_only is set)"
-        )
-
-    @staticmethod
-    def not_in_targets(token: str, platform: str, targets: tuple[str, ...]) -> str:
-        wanted = ", ".join(targets)
-        return f"The device token {mask_token(token)} is a {platform} device, not among the targets: {wanted}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +35,9 @@ class Delivery:
     """False for a raw token that is not in the registry."""
     retired: bool = False
     """True when this delivery's answer retired the device."""
+    deferred_until: datetime | None = None
+    """Not sent: it was due again at this time (a provider's Retry-After, or the retry policy)
+    when the call's timeout ended."""
 
     @property
     def ok(self) -> bool:
@@ -114,7 +56,7 @@ class Delivery:
     __str__ = __repr__
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "platform": self.platform,
             "token": self.token,
             "email": self.email,
@@ -126,6 +68,9 @@ class Delivery:
             "registered": self.registered,
             "retired": self.retired,
         }
+        if self.deferred_until is not None:
+            out["deferred_until"] = self.deferred_until.isoformat()
+        return out
 
 
 @dataclass
@@ -134,6 +79,8 @@ class PushResult:
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
+    notification_id: str | None = None
+    """The id of the notification's record in the outbox (``pushrelay notifications status``)."""
 
     def counts(self) -> dict[str, int]:
         """Deliveries per outcome, e.g. ``{"delivered": 3, "token_dead": 1}``."""

@@ -75,6 +75,7 @@ class NotificationRequest:
     targets: tuple[str, ...] = ()  # platform filter ("ios", "android", "web"); empty = all
     idempotency_key: str | None = None
     api_key_id: str | None = None
+    surface: str = "api"  # where it came from: "api", "cli" (pushrelay send), "library" (PushNotification)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +143,7 @@ class NotificationStatus:
     notification: dict[str, Any] = field(default_factory=dict)
     recipients: dict[str, Any] = field(default_factory=dict)
     idempotency_key: str | None = None
+    surface: str = "api"
 
     @property
     def success(self) -> bool:
@@ -160,7 +162,9 @@ class Outbox(Protocol):
 
     def status(self, notification_id: str) -> NotificationStatus | None: ...
 
-    def claim_expansions(self, worker_id: str, *, limit: int, lease: float) -> list[ExpansionJob]: ...
+    def claim_expansions(
+        self, worker_id: str, *, limit: int, lease: float, notification_id: str | None = None
+    ) -> list[ExpansionJob]: ...
 
     def add_deliveries(
         self,
@@ -182,11 +186,23 @@ class Outbox(Protocol):
         self, notification_id: str, *, warnings: list[str], errors: list[str]
     ) -> list[str]: ...
 
-    def claim(self, worker_id: str, *, limit: int, lease: float) -> list[ClaimedDelivery]: ...
+    def claim(
+        self, worker_id: str, *, limit: int, lease: float, notification_id: str | None = None
+    ) -> list[ClaimedDelivery]: ...
+
+    def postpone(self, worker_id: str, items: Sequence[tuple[ClaimedDelivery, datetime]]) -> None: ...
+
+    def next_due(self, notification_id: str) -> datetime | None: ...
 
     def record(
-        self, worker_id: str, results: Sequence[tuple[ClaimedDelivery, DeliveryResult]]
+        self,
+        worker_id: str,
+        results: Sequence[tuple[ClaimedDelivery, DeliveryResult]],
+        *,
+        park_broken: bool = True,
     ) -> list[str]: ...
+
+    def abandon(self, notification_id: str, reason: str) -> list[str]: ...
 
     def release(self, worker_id: str) -> int: ...
 

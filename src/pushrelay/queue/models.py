@@ -14,17 +14,16 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
-    Float,
     ForeignKey,
     Index,
     Integer,
     String,
-    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..db import Base
+from ..providers.models import ProviderTokenRow  # moved there; kept importable from here
 
 __all__ = ["ApiKeyRow", "AppPauseRow", "DeliveryRow", "NotificationRow", "ProviderTokenRow", "utcnow"]
 
@@ -59,6 +58,8 @@ class NotificationRow(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     api_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # where the send came from: "api" (POST /v1/notifications), "cli" (pushrelay send), "library"
+    surface: Mapped[str] = mapped_column(String(16), default="api", server_default="api")
 
     __table_args__ = (
         UniqueConstraint("app", "idempotency_key", name="uq_outbox_notifications_idempotency"),
@@ -133,19 +134,3 @@ class ApiKeyRow(Base):
     name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
-
-
-class ProviderTokenRow(Base):
-    """The APNs provider JWT currently in use for a (team, key), shared by every process.
-
-    APNs refuses a new token for a key less than 20 minutes after the previous one (429
-    TooManyProviderTokenUpdates), so several workers, or a worker restarted after a crash, must
-    reuse the token already in use rather than mint their own. It is a bearer secret valid for one
-    hour, stored next to data (device tokens) of the same sensitivity."""
-
-    __tablename__ = "provider_tokens"
-
-    team_id: Mapped[str] = mapped_column(String(10), primary_key=True)
-    key_id: Mapped[str] = mapped_column(String(10), primary_key=True)
-    header: Mapped[str] = mapped_column(Text)
-    minted_at: Mapped[float] = mapped_column(Float)

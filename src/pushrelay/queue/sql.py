@@ -14,7 +14,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
@@ -161,6 +161,7 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses):
             "idempotency_key": request.idempotency_key,
             "request_hash": digest,
             "api_key_id": request.api_key_id,
+            "surface": request.surface,
         }
 
     @staticmethod
@@ -202,10 +203,13 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses):
         return self.status(notification_id)
 
     # -- delivery ----------------------------------------------------------------------------
-    def claim(self, worker_id: str, *, limit: int, lease: float) -> list[ClaimedDelivery]:
+    def claim(
+        self, worker_id: str, *, limit: int, lease: float, notification_id: str | None = None
+    ) -> list[ClaimedDelivery]:
         """Lease up to ``limit`` due deliveries of apps that are not paused, including those whose
-        previous lease ran out."""
+        previous lease ran out (only those of ``notification_id`` if given: the inline worker)."""
         now = utcnow()
+        only = [] if notification_id is None else [D.notification_id == notification_id]
         stmt = lease_rows(
             D.id,
             where=[
@@ -213,6 +217,7 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses):
                 D.next_attempt_at <= now,
                 D.expires_at > now,
                 D.app.not_in(select(AppPauseRow.app)),
+                *only,
             ],
             order_by=D.next_attempt_at,
             limit=limit,
@@ -246,10 +251,16 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses):
         out.sort(key=lambda c: c.id)
         return out
 
-    def record(self, worker_id: str, results: Sequence[tuple[ClaimedDelivery, DeliveryResult]]) -> list[str]:
+    def record(
+        self,
+        worker_id: str,
+        results: Sequence[tuple[ClaimedDelivery, DeliveryResult]],
+        *,
+        park_broken: bool = True,
+    ) -> list[str]:
         """Store outcomes. Transient ones go back to pending with backoff (or end as ``expired``),
-        ``config_broken`` ones are parked (their app is paused, see :mod:`.pauses`), the rest are
-        final.
+        ``config_broken`` ones are parked (their app is paused, see :mod:`.pauses`) unless
+        ``park_broken`` is false (a one-shot send: final), the rest are final.
 
         A row whose lease we lost meanwhile is left alone: its new owner records it. Returns the ids
         of notifications that this completed."""
@@ -261,7 +272,7 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses):
             expiry: dict[int, datetime] = {}
             if retried:
                 expiry = dict(conn.execute(select(D.id, D.expires_at).where(D.id.in_(retried))).all())
-            alike, rows = self._outcomes(results, expiry, self._paused(conn), now)
+            alike, rows = self._outcomes(results, expiry, self._paused(conn), now, park_broken)
             mine = (D.lease_owner == worker_id, D.state == DeliveryState.IN_FLIGHT.value)
             for (outcome, status, reason), ids in alike.items():
                 for i in range(0, len(ids), 500):
@@ -289,6 +300,7 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses):
         expiry: dict[int, datetime],
         paused: set[str],
         now: datetime,
+        park_broken: bool = True,
     ) -> tuple[dict[tuple[str, int, str | None], list[int]], list[dict[str, Any]]]:
         """What to write for each answer. Most answers in a batch are alike (200 OK, nothing of their
         own to keep: the provider's id is the row's apns-id), and are grouped so that one
@@ -299,7 +311,7 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses):
             reason = (res.reason or "")[:300] or None
             row: dict[str, Any] = {"b_id": claimed.id, "b_status": res.status, "b_reason": reason, "b_outcome": None,
                    "b_pid": None, "b_tis": None, "b_next": now, "b_state": DeliveryState.DONE.value}  # fmt: skip
-            if res.outcome is Outcome.CONFIG_BROKEN or (
+            if (res.outcome is Outcome.CONFIG_BROKEN and park_broken) or (
                 res.outcome is Outcome.RETRY and claimed.app in paused
             ):
                 row["b_state"] = DeliveryState.PAUSED.value
@@ -318,6 +330,60 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses):
                 row.update(b_outcome=res.outcome.value, b_pid=res.provider_id, b_tis=res.token_invalid_since)
             rows.append(row)
         return alike, rows
+
+    def postpone(self, worker_id: str, items: Sequence[tuple[ClaimedDelivery, datetime]]) -> None:
+        """Give back claimed deliveries unsent, due at the given (aware) time: their target is under
+        a provider's Retry-After. The claim is not counted as an attempt: nothing was requested."""
+        if not items:
+            return
+        now = utcnow()
+        with self._tx() as conn:
+            for claimed, until in items:
+                conn.execute(
+                    update(D)
+                    .where(
+                        D.id == claimed.id,
+                        D.lease_owner == worker_id,
+                        D.state == DeliveryState.IN_FLIGHT.value,
+                    )
+                    .values(
+                        state=DeliveryState.PENDING.value,
+                        lease_owner=None,
+                        next_attempt_at=_naive(until),
+                        attempts=D.attempts - 1,
+                        reason=f"deferred: the provider asked to wait until {until:%Y-%m-%dT%H:%M:%SZ}",
+                        updated_at=now,
+                    )
+                )
+
+    def abandon(self, notification_id: str, reason: str) -> list[str]:
+        """End the pending deliveries of a one-shot send whose call is over as ``expired`` with
+        ``reason`` (typically: deferred until a provider's Retry-After). Returns ``[id]`` when that
+        completes the notification."""
+        now = utcnow()
+        with self._tx() as conn:
+            conn.execute(
+                update(D)
+                .where(D.notification_id == notification_id, D.state == DeliveryState.PENDING.value)
+                .values(
+                    state=DeliveryState.DONE.value,
+                    outcome=Outcome.EXPIRED.value,
+                    reason=func.substr(reason + ": " + func.coalesce(D.reason, ""), 1, 300),
+                    updated_at=now,
+                )
+            )
+            return self._complete(conn, [notification_id])
+
+    def next_due(self, notification_id: str) -> datetime | None:
+        """When the next pending delivery of ``notification_id`` is due (aware UTC), or None when
+        none is pending (all final, or in flight with some worker)."""
+        with self.engine.connect() as conn:
+            due = conn.execute(
+                select(func.min(D.next_attempt_at)).where(
+                    D.notification_id == notification_id, D.state == DeliveryState.PENDING.value
+                )
+            ).scalar()
+        return due.replace(tzinfo=UTC) if due is not None else None
 
     def release(self, worker_id: str) -> int:
         """Give back everything leased by ``worker_id`` (graceful shutdown): due again right now."""

@@ -91,6 +91,7 @@ def status_from_row(row: Any, counts: dict[str, int]) -> NotificationStatus:
         notification=dict(row.payload or {}),
         recipients=dict(row.recipients or {}),
         idempotency_key=row.idempotency_key,
+        surface=row.surface,
     )
 
 

@@ -33,14 +33,18 @@ _MARK_SENDING = (
 
 
 class OutboxExpansion(SqlBase):
-    def claim_expansions(self, worker_id: str, *, limit: int, lease: float) -> list[ExpansionJob]:
+    def claim_expansions(
+        self, worker_id: str, *, limit: int, lease: float, notification_id: str | None = None
+    ) -> list[ExpansionJob]:
         now = utcnow()
+        only = [] if notification_id is None else [N.id == notification_id]
         stmt = lease_rows(
             N.id,
             where=[
                 N.state.in_([*_UNEXPANDED, NotificationState.EXPANDING.value]),
                 N.due_at <= now,
                 N.expires_at > now,
+                *only,
             ],
             order_by=N.due_at,
             limit=limit,

@@ -39,6 +39,7 @@ class OutboxReads(SqlBase):
         app: str | None = None,
         apps: Sequence[str] | None = None,
         state: str | None = None,
+        surface: str | None = None,
         limit: int = 50,
         before: tuple[datetime, str] | None = None,
     ) -> list[NotificationStatus]:
@@ -50,6 +51,8 @@ class OutboxReads(SqlBase):
             q = q.where(N.app.in_(list(apps)))
         if state is not None:
             q = q.where(N.state == state)
+        if surface is not None:
+            q = q.where(N.surface == surface)
         if before is not None:
             ts, last_id = before
             q = q.where((N.created_at < ts) | and_(N.created_at == ts, N.id < last_id))
@@ -79,6 +82,10 @@ class OutboxReads(SqlBase):
                 "reason": r.reason,
                 "apns_id": r.apns_id,
                 "attempts": r.attempts,
+                # when it is due again; for one that expired unsent, when it would have been
+                "next_attempt_at": r.next_attempt_at
+                if r.state == "pending" or r.outcome == "expired"
+                else None,
                 "token_invalid_since": r.token_invalid_since,
                 "updated_at": r.updated_at,
                 "_id": r.id,

@@ -378,6 +378,12 @@ class DeviceRegistry:
         """The device of ``app`` with this token (in any of its accepted spellings)."""
         return self.find_tokens(app, [token]).get(token)
 
+    def subscription_keys(self, app: str, endpoints: list[str]) -> dict[str, tuple[str | None, str | None]]:
+        """``{endpoint: (p256dh, auth)}`` of the registered Web Push subscriptions among ``endpoints``
+        (what :class:`~pushrelay.providers.base.WebSubscriptionProvider` needs to encrypt)."""
+        found = self.find_tokens(app, endpoints)
+        return {endpoint: (d.web_p256dh, d.web_auth) for endpoint, d in found.items()}
+
     def find_tokens(self, app: str, tokens: Iterable[str]) -> dict[str, DeviceRecord]:
         """The registered devices among ``tokens``, keyed by the token text as given."""
         wanted: dict[str, list[str]] = {}

@@ -47,12 +47,14 @@ def status_json(st: NotificationStatus) -> dict[str, Any]:
         "expires_at": iso(st.expires_at),
         "completed_at": iso(st.completed_at),
         "idempotency_key": st.idempotency_key,
+        "surface": st.surface,
     }
 
 
 def delivery_json(d: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in d.items() if k != "_id"}
     out["updated_at"] = iso(d.get("updated_at"))
+    out["next_attempt_at"] = iso(d.get("next_attempt_at"))
     return out
 
 
@@ -191,6 +193,7 @@ def notification_routes(service: Service, guards: Guards) -> APIRouter:
         key: Annotated[ApiKey, Depends(guards.authenticate)],
         app_name: Annotated[str | None, Query(alias="app")] = None,
         state: NotificationState | None = None,
+        surface: Annotated[str | None, Query(pattern="^(api|cli|library)$")] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: str | None = None,
     ) -> dict[str, Any]:
@@ -211,6 +214,7 @@ def notification_routes(service: Service, guards: Guards) -> APIRouter:
             app=app_name,
             apps=key.apps or None,
             state=state.value if state else None,
+            surface=surface,
             limit=limit + 1,
             before=before,
         )

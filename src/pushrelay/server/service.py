@@ -13,13 +13,13 @@ from ..config.loader import service_env_overrides
 from ..config.model import AppConfig, Config, ServiceConfig
 from ..db import Database
 from ..metrics import Metrics
+from ..providers.base import AppProviderPool, ProviderFactory, ProviderPool
+from ..providers.state import Deferrals
 from ..queue.policy import RetryPolicy
 from ..queue.sql import SqlOutbox
 from ..registry.devices import DeviceRegistry
 from ..webhooks.dispatcher import WebhookDispatcher, WebhookSettings, WebhookTarget
 from ..webhooks.store import WebhookEventStore
-from ..worker.pool import AppProviderPool
-from ..worker.providers import ProviderFactory, ProviderPool
 from ..worker.registry_audience import RegistryAudience
 from ..worker.runner import Worker, WorkerSettings
 from .apikeys import ApiKeyStore
@@ -153,6 +153,7 @@ class Service:
                 metrics=self.metrics,
                 webhooks=self.webhooks,
                 fingerprint=self.fingerprints.get,
+                deferrals=Deferrals(database.engine),
             )
         self.credentials_loaded = bool(providers)
 

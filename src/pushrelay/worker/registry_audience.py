@@ -1,9 +1,9 @@
 """The worker's :class:`~.audience.Audience`: the library's recipient rules over the registry.
 
-Nothing here decides who receives what: :func:`pushrelay.push.targets.plan_send` (e-mail
+Nothing here decides who receives what: :func:`pushrelay.fourd.targets.plan_send` (e-mail
 addresses and tokens, 4D's warning texts, each token once, retired devices skipped, unregistered
-tokens sent or refused per ``registered_tokens_only``), :func:`~pushrelay.push.targets.plan_all`
-and :func:`~pushrelay.push.targets.stream_all` (``all``), and
+tokens sent or refused per ``registered_tokens_only``), :func:`~pushrelay.fourd.targets.plan_all`
+and :func:`~pushrelay.fourd.targets.stream_all` (``all``), and
 :func:`pushrelay.registry.hygiene.retire_dead_tokens` serve ``PushNotification`` and the service
 alike. This module only turns their targets into delivery rows, chunk by chunk.
 """
@@ -14,10 +14,10 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 
 from ..config.model import AppConfig
+from ..fourd.messages import messages
 from ..fourd.recipients import Recipients, parse_recipients
+from ..fourd.targets import Target, plan_all, plan_send, stream_all
 from ..outcome import DeliveryResult
-from ..push.result import messages
-from ..push.targets import Target, plan_all, plan_send, stream_all
 from ..queue.interface import DeviceRef, ExpansionJob
 from ..registry.devices import DeviceRecord, DeviceRegistry
 from ..registry.hygiene import retire_dead_tokens
@@ -45,7 +45,7 @@ def _chunked(refs: list[DeviceRef], size: int) -> Iterator[tuple[list[DeviceRef]
 
 class _Prefetched:
     """The devices that many recipient lists of one app name, read once; answers
-    :func:`plan_send`'s two questions (see :class:`~pushrelay.push.targets.DeviceLookup`)."""
+    :func:`plan_send`'s two questions (see :class:`~pushrelay.fourd.targets.DeviceLookup`)."""
 
     def __init__(self, registry: DeviceRegistry, app: str, emails: set[str], tokens: set[str]) -> None:
         self.app = app

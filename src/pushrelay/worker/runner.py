@@ -31,11 +31,11 @@ from ..logs import event, get_logger
 from ..metrics import Metrics
 from ..notification import Notification
 from ..outcome import DeliveryResult, Outcome
+from ..providers.base import AppProviderPool, Item, UnknownTarget, for_device
+from ..providers.state import Deferrals, deferral_for
 from ..queue.interface import ClaimedDelivery, ExpansionJob, Outbox
 from ..webhooks.dispatcher import WebhookDispatcher
 from .audience import Audience
-from .pool import AppProviderPool
-from .providers import Item, UnknownTarget
 
 __all__ = ["Worker", "WorkerSettings"]
 
@@ -69,9 +69,11 @@ class Worker:
         webhooks: WebhookDispatcher | None = None,
         worker_id: str | None = None,
         fingerprint: Callable[[str], str | None] = lambda app: None,
+        deferrals: Deferrals | None = None,
     ) -> None:
         """``fingerprint(app)`` identifies the credentials this worker uses for ``app``; it is kept
-        with a pause so that a restart with other credentials resumes the app by itself."""
+        with a pause so that a restart with other credentials resumes the app by itself.
+        ``deferrals``: the targets' Retry-After deadlines shared by every process (none: not shared)."""
         self.outbox = outbox
         self.pool = pool
         self.audience = audience
@@ -79,6 +81,8 @@ class Worker:
         self.metrics = metrics
         self.webhooks = webhooks
         self.fingerprint = fingerprint
+        self.deferrals = deferrals
+        self.park_broken = True  # config_broken answers park the app's deliveries (and pause it)
         self.id = worker_id or f"{socket.gethostname()[:30]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._wake = asyncio.Event()
         self._stopping = False
@@ -289,6 +293,9 @@ class Worker:
         sent_at: datetime,
     ) -> None:
         app, platform, environment = key
+        group = await self._postpone_deferred(app, platform, group)
+        if not group:
+            return
         by_id = {c.id: c for c in group}
         try:
             client = await self.pool.get(app, platform, environment)
@@ -299,10 +306,7 @@ class Worker:
             return
         except ConfigurationError as exc:  # a key file gone or unreadable: fixing it is the operator's job
             event(log, logging.ERROR, "provider.open_failed", app=app, platform=platform, error=str(exc))
-            broken = [
-                (c, DeliveryResult(c.token, Outcome.CONFIG_BROKEN, 0, f"credentials: {exc}")) for c in group
-            ]
-            await self._record(broken, sent_at)
+            await self._record(self._credentials_failed(group, exc), sent_at)
             return
         except Exception as exc:  # connection refused at open...
             event(log, logging.ERROR, "provider.open_failed", app=app, platform=platform, error=repr(exc))
@@ -318,7 +322,7 @@ class Worker:
                 note = notes[c.notification_id]
                 assert isinstance(note, Notification)
                 started[c.id] = time.monotonic()
-                yield (note, c.token, c.id, c.apns_id)
+                yield (for_device(note, app=app, platform=platform, token=c.token), c.token, c.id, c.apns_id)
 
         buffer: Results = []
         try:
@@ -343,11 +347,42 @@ class Worker:
             if buffer:
                 await asyncio.shield(self._record(buffer, sent_at))
 
+    def _credentials_failed(self, group: list[ClaimedDelivery], exc: ConfigurationError) -> Results:
+        """What the deliveries of a provider that cannot be opened become: the app is paused."""
+        return [(c, DeliveryResult(c.token, Outcome.CONFIG_BROKEN, 0, f"credentials: {exc}")) for c in group]
+
+    async def _postpone_deferred(
+        self, app: str, platform: str, group: list[ClaimedDelivery]
+    ) -> list[ClaimedDelivery]:
+        """Put back, uncounted, the deliveries whose target a provider asked to leave alone until
+        later (told to this or another process); returns the others."""
+        if self.deferrals is None:
+            return group
+        try:
+            found = await asyncio.to_thread(self.deferrals.active, app, platform, [c.token for c in group])
+        except Exception as exc:  # the shared state is an optimisation of politeness: send anyway
+            event(log, logging.WARNING, "deferrals.read_failed", app=app, error=repr(exc))
+            return group
+        if not found:
+            return group
+        later = [(c, found[c.token].until) for c in group if c.token in found]
+        await asyncio.to_thread(self.outbox.postpone, self.id, later)
+        return [c for c in group if c.token not in found]
+
     async def _record(self, results: Results, sent_at: datetime) -> None:
         broken = [(c, res) for c, res in results if res.outcome is Outcome.CONFIG_BROKEN]
         if broken:
             await self._pause(broken)
-        done = await asyncio.to_thread(self.outbox.record, self.id, results)
+        if self.deferrals is not None:
+            deferred = [(c, d) for c, res in results if (d := deferral_for(res)) is not None]
+            for c, (until, status, reason) in deferred:
+                try:
+                    await asyncio.to_thread(
+                        self.deferrals.defer, c.app, c.platform, c.token, until, status=status, reason=reason
+                    )
+                except Exception as exc:
+                    event(log, logging.WARNING, "deferrals.write_failed", app=c.app, error=repr(exc))
+        done = await asyncio.to_thread(self.outbox.record, self.id, results, park_broken=self.park_broken)
         dead: dict[str, list[tuple[ClaimedDelivery, DeliveryResult]]] = {}
         for c, res in results:
             if self.metrics is not None:

@@ -32,7 +32,9 @@ class InboxListenError(OSError):
 async def serve_inbox(inbox: Inbox, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
     """Serve ``inbox`` on this event loop; yields its URL (``http://127.0.0.1:<port>/``)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets that say so, and without it a
+    # keep-alive client (a browser polling) waits 40 ms for every answer (Nagle + delayed ACK)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))

@@ -143,6 +143,8 @@ class Inbox:
             "after": max([after, *(e.id for e in entries)]),
             "selected": (platform, device) if device is not None else None,
             "changed": bool(entries) or request.query_params.get("devices") != str(len(self.log.devices())),
+            # the device's scripts are used up by the requests that just arrived
+            "panel": self._panel(platform, device) if entries and device is not None and platform else None,
             **self._common(),
         }
         return self._render("feed.html", context)

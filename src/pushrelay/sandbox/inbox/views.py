@@ -197,7 +197,7 @@ def _android(entry: InboxEntry) -> Shown:
         ("collapse key", android.get("collapse_key")),
         ("tag", shown_by_android.get("tag")),
         ("validate only", "yes" if doc.get("validate_only") else None),
-        ("target", entry.device),
+        ("target", entry.device if entry.device.startswith(("topic:", "condition:")) else None),
     )
     shown.data = [(k, _text(v)) for k, v in data.items()]
     return shown

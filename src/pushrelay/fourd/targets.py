@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import NamedTuple, Protocol
 
 from ..config.model import AppConfig
-from ..fourd.recipients import Recipients
 from ..registry.devices import DeviceRecord, DeviceRegistry
 from ..registry.tokens import (
     InvalidDeviceError,
@@ -25,7 +24,8 @@ from ..registry.tokens import (
     normalize_email,
     normalize_token,
 )
-from .result import messages
+from .messages import messages
+from .recipients import Recipients
 
 __all__ = ["Channel", "DeviceLookup", "Plan", "Target", "plan_all", "plan_send", "stream_all"]
 

@@ -1,5 +1,10 @@
-"""Provider clients as the worker sees them, the adapters that fit each platform's client to that
-shape, and the pool that keeps them open per app.
+"""The Provider interface: one object per (app, platform, environment) takes notifications with
+their targets and yields one outcome per target. The adapters that fit each platform's client to
+that shape, and the pool that keeps them open per app, live here too; the clients themselves are
+built in :mod:`pushrelay.providers.build` only.
+
+Per-device rendering: :func:`for_device` is the one point where a notification may be adapted to
+one device before its platform's client renders it (localization hooks in there).
 
 The dispatch table is keyed by platform (``"ios"``, ``"android"``, ``"web"``): each entry is a
 factory ``(app, environment) -> client``; a client is an async context manager with
@@ -27,12 +32,14 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from typing import Any, Protocol, Self, runtime_checkable
 
 from .._batching import merge, send_or_answer
+from .._exceptions import ConfigurationError
 from ..notification import Notification
 from ..outcome import DeliveryResult, Outcome
-from ..registry.tokens import is_simulator_id
+from ..simulator import is_simulator_token
 from ..webpush.subscription import SubscriptionError, WebSubscription
 
 __all__ = [
+    "AppProviderPool",
     "IosProvider",
     "Item",
     "KeyLookup",
@@ -40,11 +47,14 @@ __all__ = [
     "Provider",
     "ProviderFactory",
     "ProviderPool",
+    "ProviderUnavailable",
     "TokenCheck",
     "TokenClient",
     "TokenProvider",
     "UnknownTarget",
     "WebSubscriptionProvider",
+    "for_device",
+    "is_simulator_id",
 ]
 
 Item = tuple[Notification, str, Any, str | None]
@@ -83,6 +93,21 @@ class TokenCheck(Protocol):
 
 class UnknownTarget(Exception):
     """No client can be made for (app, platform): the deliveries fail with this message."""
+
+
+class ProviderUnavailable(ConfigurationError):
+    """The app cannot deliver to this platform (not configured, or no tooling for it)."""
+
+
+def is_simulator_id(token: str) -> bool:
+    """True for an iOS simulator UDID or the word ``booted`` (the running simulator)."""
+    return is_simulator_token(token.strip())
+
+
+def for_device(notification: Notification, *, app: str, platform: str, token: str) -> Notification:
+    """The notification as ``token``'s device should get it. The one per-device rendering point of
+    every surface (the worker, and so the library and the CLI): today the notification unchanged."""
+    return notification
 
 
 async def _strip_apns_id(items: AsyncIterable[Item]) -> AsyncIterator[tuple[Notification, str, object]]:
@@ -237,7 +262,7 @@ class ProviderPool:
                 return self._clients[key]
             factory = self.table.get(platform)
             if factory is None:
-                raise UnknownTarget(f"no {platform} provider is configured in this pushrelay")
+                raise UnknownTarget(f"no {platform} provider configured")
             client = factory(app, environment)  # raises UnknownTarget for an unknown app
             await client.__aenter__()
             self._clients[key] = client
@@ -254,7 +279,22 @@ class ProviderPool:
     def clients(self) -> list[Provider]:
         return list(self._clients.values())
 
+    async def discard(self, app: str) -> int:
+        """Close and forget every client of ``app``; returns how many. A client that a provider
+        refused (APNs ``InvalidProviderToken``...) refuses every later delivery on its own: when the
+        operator resumes the app, the worker drops that app's clients and opens new ones."""
+        keys = [key for key in self._clients if key[0] == app]
+        for key in keys:
+            client = self._clients.pop(key)
+            with contextlib.suppress(Exception):
+                await client.__aexit__(None, None, None)
+            self._on_open(key[0], key[1], -1)
+        return len(keys)
+
     def refuse_token(self, app: str, platform: str, token: str) -> str | None:
         """Why the provider of ``platform`` will never deliver to ``token`` (see :class:`TokenCheck`)."""
         factory = self.table.get(platform)
         return factory.refuse_token(app, token) if isinstance(factory, TokenCheck) else None
+
+
+AppProviderPool = ProviderPool  # the worker's name for it
