@@ -74,7 +74,9 @@ SAME_LAYER_OK: Mapping[str, frozenset[str]] = {
     "protocols": frozenset({"apns"}),  # simulators take APNs payloads (``xcrun simctl push``)
     "configuration": frozenset({"db"}),
     "service": frozenset({"queue", "registry"}),
-    "surfaces": frozenset({"push", "server"}),  # the library's recipient rules; ``pushrelay serve``
+    # the library's recipient rules; ``pushrelay serve``; the console's pages, which
+    # ``server.app`` mounts next to the API it shares the checks of
+    "surfaces": frozenset({"push", "server", "console"}),
 }
 """Within a layer, which nodes others of that layer may import."""
 

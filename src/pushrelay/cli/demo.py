@@ -127,7 +127,9 @@ async def _demo(
         for name, sandbox in (("APNs", stack.apns), ("FCM", stack.fcm), ("Web Push", stack.web)):
             console.print(f"[bold]{name} sandbox[/] listening on {sandbox.url}")
         inbox = Inbox.for_stack(stack) if inbox_port is not None else None
-        service = build_service(load_config(config_file))
+        config = load_config(config_file)
+        service = build_service(config)
+        service.use_config(config)  # each app's settings, as `pushrelay serve` does (the console shows them)
         _key, api_key = service.keys.create(["admin"], name="demo")
         stop = asyncio.Event()
         ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -204,6 +206,13 @@ async def _exercise(
 def _print_keep_running(console: Console, url: str, api_key: str, config_file: Path) -> None:
     payload = json.dumps({"app": APP, "notification": EXAMPLE, "recipients": {"emails": [EMAIL]}})
     console.print(f"\nThe service stays up at [bold]{url}[/] (config {config_file}); Ctrl-C stops it.")
+    # each URL whole on its own line, never wrapped (soft_wrap), even when not a terminal
+    console.print("\nConsole (sign in with the admin API key below):")
+    console.print(f"{url}/console/", soft_wrap=True, markup=False)
+    console.print("Admin API key:")
+    console.print(api_key, soft_wrap=True, markup=False)
+    console.print("API documentation:")
+    console.print(f"{url}/docs", soft_wrap=True, markup=False)
     console.print("Send again with:\n")
     console.print(
         f"curl -s -X POST '{url}/v1/notifications?wait=10' -H 'Authorization: Bearer {api_key}' "

@@ -14,9 +14,11 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Query, Response
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import __version__
+from ..console import install_console
 from ..registry.models import Device
 from ..registry.tokens import InvalidDeviceError
 from .apikeys import ApiKey
@@ -37,12 +39,15 @@ def create_app(service: Service) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
 
-    app = FastAPI(
+    # /docs and /redoc from Swagger UI and ReDoc files shipped by fastapi-offline: no CDN, so the
+    # pages work on a machine without internet access
+    app = FastAPIOffline(
         title="pushrelay",
         version=__version__,
         description="Self-hosted push notifications (APNs, FCM, Web Push). Authenticate with "
         "`Authorization: Bearer <key>`; create keys with `pushrelay keys create`.",
         lifespan=lifespan,
+        static_url="/_docs/static",
     )
     install_error_handlers(app)
     # the last added is the outermost: CatchAll sees what the others raise
@@ -177,4 +182,6 @@ def create_app(service: Service) -> FastAPI:
     # -- notifications -------------------------------------------------------------------------
     app.include_router(notification_routes(service, guards))
 
+    # -- the console: / and /console (server-rendered pages over the same service) --------------
+    install_console(app, service)
     return app
