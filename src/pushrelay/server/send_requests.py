@@ -6,7 +6,9 @@ fields (``notifications.3.recipients``), the way the request validation names th
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
+from typing import Any
 
 from .._exceptions import NotificationError
 from ..notification import Notification
@@ -46,8 +48,22 @@ def naive_utc(dt: datetime | None, field: str) -> datetime | None:
     return utc.replace(tzinfo=None)
 
 
+def _check_badge(note: dict[str, Any], prefix: str) -> None:
+    """4D numbers are reals: 3.0 is the badge 3, but 3.5 is no badge count (the library truncates
+    it as the 4D component does; over HTTP the caller hears about it)."""
+    badge = note.get("badge")
+    if isinstance(badge, float) and math.isfinite(badge) and not badge.is_integer():
+        raise ApiError(
+            422,
+            "invalid_notification",
+            f"badge must be a whole number (3 or 3.0), got {badge!r}",
+            field=f"{prefix}notification.badge",
+        )
+
+
 def request_from(body: SendBody, *, key_id: str, now: datetime, prefix: str = "") -> NotificationRequest:
     note = dict(body.notification)
+    _check_badge(note, prefix)
     if body.priority is not None:
         note["priority"] = body.priority
     if body.collapse_id is not None:
