@@ -15,6 +15,7 @@ from pushrelay.fourd.sessions import (
     parse_session,
     read_session,
 )
+from tokenshapes import fcm_token
 
 from .mobileapps import BUNDLE, TEAM, android_app_folder, ios_app_folder, session, write_session
 
@@ -37,7 +38,7 @@ def test_an_iphone_session() -> None:
 
 def test_platforms_from_device_os() -> None:
     assert parse(session("a@x.com", HEX, os_name="iPadOS")).platform == "ios"
-    assert parse(session("a@x.com", "fcm:APA91b-x", os_name="Android")).platform == "android"
+    assert parse(session("a@x.com", fcm_token("x"), os_name="Android")).platform == "android"
     assert parse(session("a@x.com", HEX, os_name=None)).platform == "ios"
 
 

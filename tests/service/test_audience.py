@@ -16,6 +16,7 @@ from pushrelay.outcome import DeliveryResult, Outcome
 from pushrelay.queue.interface import ExpansionJob, Recipients
 from pushrelay.registry import DeviceRegistry
 from pushrelay.worker.registry_audience import RegistryAudience
+from tokenshapes import fcm_token
 
 
 def tok(n: int) -> str:
@@ -23,7 +24,7 @@ def tok(n: int) -> str:
 
 
 RAW = "ab" * 32
-ANDROID = "fcm-token:APA91b"
+ANDROID = fcm_token("android")
 
 
 @pytest.fixture

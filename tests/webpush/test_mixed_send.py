@@ -16,10 +16,11 @@ from pushrelay.sandbox import ApnsSandbox
 from pushrelay.sandbox.fcm import FcmSandbox
 from pushrelay.sandbox.webpush import WebPushSandbox
 from pushrelay.webpush import generate_vapid_keys
+from tokenshapes import fcm_token
 
 TEAM, KEY_ID, BUNDLE = "TEAM123456", "ABC123DEFG", "com.sample.myappname"
 IPHONE = "a" * 64
-ANDROID = "fcm-token-of-the-android-phone"
+ANDROID = fcm_token("android-phone")
 
 
 async def test_one_email_three_platforms(tmp_path: Path, sqlite_url: str) -> None:
