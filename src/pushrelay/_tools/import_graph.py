@@ -40,6 +40,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         frozenset(
             {
                 "notification",
+                "localization",
                 "outcome",
                 "_exceptions",
                 "backoff",

@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .._exceptions import NotificationError
+from ..fourd.recipients import parse_recipients
 
 __all__ = ["BatchBody", "DeviceBody", "RecipientsBody", "SendBody"]
 
@@ -14,10 +17,32 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_NATIVE_KEYS = frozenset({"emails", "device_tokens", "all"})
+
+
 class RecipientsBody(_Strict):
+    """``{emails, device_tokens, all}``, or one of the 4D forms as 4D code passes them to
+    ``send()``: an e-mail, a token, a list mixing both, ``{"mails", "deviceTokens", "simulators"}``."""
+
     emails: list[str] = Field(default_factory=list, max_length=100_000)
     device_tokens: list[str] = Field(default_factory=list, max_length=100_000)
     all: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_4d(cls, data: Any) -> Any:
+        if isinstance(data, dict) and set(data) <= _NATIVE_KEYS:
+            return data
+        if not isinstance(data, str | list | dict):
+            raise ValueError(
+                "expected an e-mail, a device token, a list of them, {mails, deviceTokens} "
+                f"or {{emails, device_tokens, all}}; got {type(data).__name__}"
+            )
+        try:
+            parsed = parse_recipients(data)
+        except NotificationError as exc:
+            raise ValueError(str(exc)) from None
+        return {"emails": list(parsed.emails), "device_tokens": list(parsed.tokens)}
 
 
 class SendBody(_Strict):

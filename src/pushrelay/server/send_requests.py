@@ -6,9 +6,12 @@ fields (``notifications.3.recipients``), the way the request validation names th
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
+from typing import Any
 
-from .._exceptions import NotificationError
+from .._exceptions import NotificationError, PayloadTooLargeError
+from ..apns.payload import render
 from ..notification import Notification
 from ..queue.interface import NotificationRequest, Recipients
 from .errors import ApiError
@@ -46,14 +49,46 @@ def naive_utc(dt: datetime | None, field: str) -> datetime | None:
     return utc.replace(tzinfo=None)
 
 
+def _check_badge(note: dict[str, Any], prefix: str) -> None:
+    """4D numbers are reals: 3.0 is the badge 3, but 3.5 is no badge count (the library truncates
+    it as the 4D component does; over HTTP the caller hears about it)."""
+    badge = note.get("badge")
+    if isinstance(badge, float) and math.isfinite(badge) and not badge.is_integer():
+        raise ApiError(
+            422,
+            "invalid_notification",
+            f"badge must be a whole number (3 or 3.0), got {badge!r}",
+            field=f"{prefix}notification.badge",
+        )
+
+
+def _check_variant_sizes(n: Notification) -> None:
+    """Each language is a payload of its own: the largest variant must fit the 4 KB that APNs,
+    FCM and Web Push all allow (the per-platform limits are the accept check's business)."""
+    if not n.localizations:
+        return
+    for tag, variant in n.variants():
+        if tag is None:
+            continue
+        try:
+            render(variant, topic="accept.check")  # only the size matters here, not the topic
+        except PayloadTooLargeError as exc:
+            raise PayloadTooLargeError(
+                f"the {tag} variant: {exc}", size=exc.size, limit=exc.limit, field=f"localizations.{tag}"
+            ) from None
+
+
 def request_from(body: SendBody, *, key_id: str, now: datetime, prefix: str = "") -> NotificationRequest:
     note = dict(body.notification)
+    _check_badge(note, prefix)
     if body.priority is not None:
         note["priority"] = body.priority
     if body.collapse_id is not None:
         note["collapse_id"] = body.collapse_id
     try:
-        payload = Notification.from_dict(note).to_dict()
+        notification = Notification.from_dict(note)
+        _check_variant_sizes(notification)
+        payload = notification.to_dict()
     except NotificationError as exc:
         field = f"{prefix}notification.{exc.field}" if exc.field else f"{prefix}notification"
         raise ApiError(422, "invalid_notification", str(exc), field=field) from None

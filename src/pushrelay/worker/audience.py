@@ -6,7 +6,7 @@ million devices streams with bounded memory, and resumes from a cursor after a c
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -32,6 +32,10 @@ class Audience(Protocol):
 
     def expand_many(self, jobs: Sequence[ExpansionJob], *, chunk: int) -> list[Expansion]:
         """:meth:`expand` for many small jobs at once (one registry round trip for all of them)."""
+        ...
+
+    def languages(self, app: str, tokens: Sequence[str]) -> Mapping[str, str]:
+        """``{token: language}`` for the registered devices among ``tokens`` that have one."""
         ...
 
     def retire(self, app: str, results: Iterable[DeliveryResult], *, sent_at: datetime) -> list[str]:

@@ -129,5 +129,9 @@ class RegistryAudience:
                 batch = []
         yield batch, str(last)
 
+    def languages(self, app: str, tokens: Sequence[str]) -> dict[str, str]:
+        found = self.registry.find_tokens(app, tokens)
+        return {t: d.language for t, d in found.items() if d.language}
+
     def retire(self, app: str, results: Iterable[DeliveryResult], *, sent_at: datetime) -> list[str]:
         return retire_dead_tokens(self.registry, app, results, sent_at=sent_at)

@@ -23,7 +23,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -425,13 +425,15 @@ class Worker:
             return
         started: dict[int, float] = {}
         buffer: Results = []
+        languages = await self._languages(app, group, notes)
 
         async def items() -> AsyncIterator[Item]:
             for c in group:
                 note = notes[c.notification_id]
                 assert isinstance(note, Notification)
                 try:
-                    mine = for_device(note, app=app, platform=platform, token=c.token)
+                    lang = languages.get(c.token)
+                    mine = for_device(note, app=app, platform=platform, token=c.token, language=lang)
                 except Exception as exc:  # this device's rendering is poison: it fails alone, now
                     by_id.pop(c.id, None)
                     reason = f"cannot be rendered: {describe_error(exc)}"
@@ -461,6 +463,23 @@ class Worker:
             ]
             if buffer:
                 await asyncio.shield(self._record(buffer, sent_at))
+
+    async def _languages(
+        self, app: str, group: list[ClaimedDelivery], notes: dict[str, Notification | NotificationError]
+    ) -> Mapping[str, str]:
+        """The devices' languages, read (one query per chunk) only for localised notifications."""
+        tokens = [
+            c.token
+            for c in group
+            if isinstance(n := notes.get(c.notification_id), Notification) and n.localizations
+        ]
+        if not tokens:
+            return {}
+        try:
+            return await asyncio.to_thread(self.audience.languages, app, tokens)
+        except Exception as exc:  # the registry unreachable: the notification's own text, not no push
+            event(log, logging.WARNING, "worker.languages_failed", app=app, error=repr(exc))
+            return {}
 
     def _credentials_failed(self, group: list[ClaimedDelivery], exc: ConfigurationError) -> Results:
         """What the deliveries of a provider that cannot be opened become: the app is paused."""
