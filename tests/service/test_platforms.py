@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tokenshapes import fcm_token
 
 from pushrelay.db import Database
 from pushrelay.sandbox import ApnsSandbox
@@ -30,7 +31,7 @@ from .conftest import FAST_ENV, ServiceProcess
 BUNDLE, EMAIL = "com.sample.myappname", "test@4d.com"
 IPHONE = "ab" * 32
 SIMULATOR = "8A2F3C1E-0B6D-4E5F-9A7B-1C2D3E4F5A6B"
-ANDROID = "dXk3b1:APA91bHPRgkF-android-phone_of.test"
+ANDROID = fcm_token("android-phone")
 EXAMPLE = {
     "title": "This is title",
     "body": "Here is the content of this notification",
@@ -185,7 +186,7 @@ def test_one_email_with_an_iphone_a_simulator_an_android_phone_and_a_browser(
 
 def test_dead_tokens_are_retired_and_quota_is_retried_later(platforms: Platforms) -> None:
     email = "retire@4d.com"
-    dead_android, busy_android = "dead:APA91b-uninstalled", "busy:APA91b-over-quota"
+    dead_android, busy_android = fcm_token("uninstalled"), fcm_token("over-quota")
     gone = platforms.web.new_subscription(application_server_key=platforms.vapid_public_key)
     platforms.fcm.script(dead_android, "unregistered")
     platforms.fcm.script(busy_android, "quota_exceeded", times=1, retry_after=1)

@@ -20,7 +20,7 @@ fit behind the same :class:`Outbox` protocol. The contract in short:
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -204,6 +204,8 @@ class Outbox(Protocol):
         self, notification_id: str, *, warnings: list[str], errors: list[str]
     ) -> list[str]: ...
 
+    def fail_expansion(self, notification_id: str, worker_id: str, reason: str) -> list[str]: ...
+
     def claim(
         self, worker_id: str, *, limit: int, lease: float, notification_id: str | None = None
     ) -> list[ClaimedDelivery]: ...
@@ -224,7 +226,15 @@ class Outbox(Protocol):
 
     def release(self, worker_id: str) -> int: ...
 
-    def heartbeat(self, worker_id: str, *, lease: float, hold: float | None = None) -> int: ...
+    def heartbeat(
+        self,
+        worker_id: str,
+        *,
+        lease: float,
+        hold: float | None = None,
+        deliveries: Collection[int] | None = None,
+        expansions: Collection[str] | None = None,
+    ) -> int: ...
 
     def forget_worker(self, worker_id: str) -> None: ...
 

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, bindparam, select, update
 
+from .errors import describe_error
 from .interface import DeviceRef, ExpansionJob, NotificationState, Recipients
 from .models import utcnow
 from .sql_base import N, SqlBase, lease_rows
@@ -58,18 +59,48 @@ class OutboxExpansion(SqlBase):
         )
         with self._tx() as conn:
             rows = conn.execute(stmt).all()
-        return [
-            ExpansionJob(
-                r.id,
-                r.app,
-                Recipients.from_json(r.recipients),
-                tuple(r.targets or ()),
-                r.cursor,
-                r.deliver_at_local,
-                bool(r.urgent),
+        jobs: list[ExpansionJob] = []
+        for r in rows:
+            try:
+                recipients = Recipients.from_json(r.recipients)
+                jobs.append(
+                    ExpansionJob(
+                        r.id,
+                        r.app,
+                        recipients,
+                        tuple(r.targets or ()),
+                        r.cursor,
+                        r.deliver_at_local,
+                        bool(r.urgent),
+                    )
+                )
+            except Exception as exc:  # a row no expansion can read: it fails alone, the claim goes on
+                self.fail_expansion(r.id, worker_id, f"unreadable recipients: {describe_error(exc)}")
+        return jobs
+
+    def fail_expansion(self, notification_id: str, worker_id: str, reason: str) -> list[str]:
+        """End the expansion of ``notification_id`` (leased by ``worker_id``) that raised: the
+        notification keeps the deliveries already written, if any, gets ``reason`` among its
+        errors and is ``sending``, so it completes like any other (at once without deliveries).
+        Nothing else is touched: one bad notification must not hold up the ones claimed with it.
+        Returns ``[id]`` when that completes it; ``[]`` when the lease is no longer ours."""
+        with self._tx() as conn:
+            row = conn.execute(
+                select(N.errors).where(
+                    N.id == notification_id,
+                    N.lease_owner == worker_id,
+                    N.state == NotificationState.EXPANDING.value,
+                )
+            ).first()
+            if row is None:
+                return []
+            errors = [*(row.errors or []), f"expansion failed: {reason}"[:500]]
+            conn.execute(
+                update(N)
+                .where(N.id == notification_id, N.lease_owner == worker_id)
+                .values(state=NotificationState.SENDING.value, lease_owner=None, errors=errors)
             )
-            for r in rows
-        ]
+            return self._complete(conn, [notification_id])
 
     def add_deliveries(
         self,
