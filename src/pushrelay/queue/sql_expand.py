@@ -8,8 +8,8 @@ resumes where it stopped instead of starting over or skipping devices.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, bindparam, select, update
 
@@ -54,7 +54,7 @@ class OutboxExpansion(SqlBase):
                 "lease_owner": worker_id,
                 "due_at": now + timedelta(seconds=lease),
             },
-            returning=[N.id, N.app, N.recipients, N.targets, N.cursor],
+            returning=[N.id, N.app, N.recipients, N.targets, N.cursor, N.deliver_at_local, N.urgent],
             skip_locked=self._pg,
         )
         with self._tx() as conn:
@@ -63,7 +63,17 @@ class OutboxExpansion(SqlBase):
         for r in rows:
             try:
                 recipients = Recipients.from_json(r.recipients)
-                jobs.append(ExpansionJob(r.id, r.app, recipients, tuple(r.targets or ()), r.cursor))
+                jobs.append(
+                    ExpansionJob(
+                        r.id,
+                        r.app,
+                        recipients,
+                        tuple(r.targets or ()),
+                        r.cursor,
+                        r.deliver_at_local,
+                        bool(r.urgent),
+                    )
+                )
             except Exception as exc:  # a row no expansion can read: it fails alone, the claim goes on
                 self.fail_expansion(r.id, worker_id, f"unreadable recipients: {describe_error(exc)}")
         return jobs
@@ -100,6 +110,7 @@ class OutboxExpansion(SqlBase):
         cursor: str | None,
         worker_id: str,
         lease: float,
+        schedule: Mapping[str, datetime] | None = None,
     ) -> int:
         """Insert deliveries and move the cursor, in one transaction, while we still hold the
         expansion lease. Returns -1 when the lease was lost (cancelled or taken over): the caller
@@ -122,13 +133,17 @@ class OutboxExpansion(SqlBase):
                 return 0
             paused = row.app in self._paused(conn)
             return self._insert_rows(
-                conn, self._delivery_rows(notification_id, row.app, row.expires_at, devices, paused=paused)
+                conn,
+                self._delivery_rows(
+                    notification_id, row.app, row.expires_at, devices, paused=paused, schedule=schedule
+                ),
             )
 
     def expand_many(
         self,
         worker_id: str,
         jobs: Sequence[tuple[str, Sequence[DeviceRef], list[str], list[str]]],
+        schedules: Mapping[str, Mapping[str, datetime]] | None = None,
     ) -> list[str]:
         """Resolve several small notifications at once: ``(id, devices, warnings, errors)`` each.
 
@@ -153,7 +168,12 @@ class OutboxExpansion(SqlBase):
                 for nid, devices, _w, _e in jobs
                 if (meta := mine.get(nid)) is not None
                 for row in self._delivery_rows(
-                    nid, meta.app, meta.expires_at, devices, paused=meta.app in paused
+                    nid,
+                    meta.app,
+                    meta.expires_at,
+                    devices,
+                    paused=meta.app in paused,
+                    schedule=(schedules or {}).get(nid),
                 )
             ]
             self._insert_rows(conn, rows)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .._exceptions import ConfigurationError, NotificationError
+from ..local_time import parse_local_time, scheduled_for
 from ..logs import event, get_logger
 from ..metrics import Metrics
 from ..notification import Notification
@@ -35,7 +36,8 @@ from ..outcome import DeliveryResult, Outcome
 from ..providers.base import AppProviderPool, Item, UnknownTarget, for_device
 from ..providers.state import Deferrals, deferral_for
 from ..queue.errors import describe_error, is_transient
-from ..queue.interface import ClaimedDelivery, ExpansionJob, Outbox
+from ..queue.interface import ClaimedDelivery, DeviceRef, ExpansionJob, Outbox
+from ..queue.models import utcnow
 from ..webhooks.dispatcher import WebhookDispatcher
 from .attempt_log import AttemptLog
 from .audience import Audience
@@ -250,7 +252,12 @@ class Worker:
         total = 0
         for devices, cursor in exp.chunks:
             n = self.outbox.add_deliveries(
-                job.notification_id, devices, cursor=cursor, worker_id=self.id, lease=self.settings.lease
+                job.notification_id,
+                devices,
+                cursor=cursor,
+                worker_id=self.id,
+                lease=self.settings.lease,
+                schedule=self._schedule(job, devices),
             )
             if n < 0:  # cancelled, or our lease went to another worker
                 return []
@@ -273,15 +280,35 @@ class Worker:
         """Explicit recipient lists are bounded by the request size: resolve them in memory and
         commit many notifications in one transaction."""
         batch = []
+        schedules: dict[str, dict[str, datetime]] = {}
         for job, exp in zip(
             jobs, self.audience.expand_many(jobs, chunk=self.settings.expand_chunk), strict=True
         ):
             devices = [d for chunk, _ in exp.chunks for d in chunk]
             batch.append((job.notification_id, devices, exp.warnings, exp.errors))
-        done = self.outbox.expand_many(self.id, batch)
+            schedule = self._schedule(job, devices)
+            if schedule:
+                schedules[job.notification_id] = schedule
+        done = self.outbox.expand_many(self.id, batch, schedules or None)
         self._wake_from_thread()
         event(log, logging.DEBUG, "notifications.expanded", count=len(batch))
         return done
+
+    def _schedule(self, job: ExpansionJob, devices: list[DeviceRef]) -> dict[str, datetime] | None:
+        """``{token: when}`` for the devices that must wait for their local time: the job's
+        ``deliver_at_local``, then the app's quiet hours unless the notification is urgent."""
+        local = parse_local_time(job.deliver_at_local, "deliver_at_local") if job.deliver_at_local else None
+        quiet = None if job.urgent else self.audience.quiet_hours(job.app)
+        if (local is None and quiet is None) or not devices:
+            return None
+        zones = self.audience.time_zones(job.app, [token for _p, token, _e, _m in devices])
+        now = utcnow()
+        out: dict[str, datetime] = {}
+        for _platform, token, _env, _email in devices:
+            when = scheduled_for(now, zones.get(token), deliver_at_local=local, quiet_hours=quiet)
+            if when is not None:
+                out[token] = when
+        return out
 
     def _completed(self, ids: list[str]) -> None:
         """Notifications just completed: their webhook events were written with the completion."""
