@@ -44,6 +44,8 @@ from ..providers.build import Platforms, builder_for
 from ..queue.interface import NotificationStatus
 from ..queue.sql import SqlOutbox
 from ..registry.devices import DeviceRegistry
+from ..webhooks.dispatcher import WebhookDispatcher, WebhookTarget
+from ..webhooks.store import WebhookEventStore
 from ..worker.inline import InlineWorker, open_count
 from ..worker.registry_audience import RegistryAudience
 from .apps import resolve_app
@@ -157,11 +159,16 @@ class AsyncPushNotification:
                 {self.app.name: self.app}, builder, registry.subscription_keys, apns_connections=1
             ).table
         app = self.app
+        hooks = None
+        if app.webhook_url:  # token.retired events, as the service would write them
+            target = WebhookTarget(app.webhook_url, app.webhook_secret or "")
+            hooks = WebhookDispatcher({app.name: target}, WebhookEventStore(registry.db.engine))
         return InlineWorker(
             self._outbox(),
             ProviderPool(dict(table)),
             RegistryAudience(registry, lambda _name: app),
             deferrals=builder_for(registry.db.engine).deferrals,
+            webhooks=hooks,
         )
 
     # -- the 4D API -----------------------------------------------------------------------------

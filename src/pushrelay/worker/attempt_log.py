@@ -59,8 +59,11 @@ class AttemptLog:
         window: float = 60.0,
         burst: int = 3,
         clock: Callable[[], float] = time.monotonic,
+        quiet: bool = False,
     ) -> None:
+        """``quiet``: every line at debug level (a one-shot call reports its outcomes itself)."""
         self.logger = logger
+        self.quiet = quiet
         self.window = window
         self.burst = burst
         self.clock = clock
@@ -82,9 +85,12 @@ class AttemptLog:
             return
         w.logged[key] = logged + 1
         level = logging.INFO if res.outcome is Outcome.RETRY else logging.WARNING
-        event(self.logger, level, "delivery.failed", app=app, platform=platform,
+        event(self.logger, self._level(level), "delivery.failed", app=app, platform=platform,
               device=mask_device(res.token), status=res.status, reason=reason,
               outcome=res.outcome.value)  # fmt: skip
+
+    def _level(self, level: int) -> int:
+        return logging.DEBUG if self.quiet else level
 
     def flush(self) -> None:
         """End the window if its time is up: log its summaries. Called every few seconds."""
@@ -97,7 +103,7 @@ class AttemptLog:
         ended, self._current = self._current, _Window(now)
         span = f"{self.window:g}s"
         for (app, platform, status, reason), n in sorted(ended.suppressed.items()):
-            event(self.logger, logging.WARNING, "delivery.failed_repeated", app=app, platform=platform,
+            event(self.logger, self._level(logging.WARNING), "delivery.failed_repeated", app=app, platform=platform,
                   status=status, reason=reason, suppressed=n, window=span)  # fmt: skip
         for app, n in sorted(ended.refused.items()):
             if app not in ended.delivered:
@@ -105,7 +111,7 @@ class AttemptLog:
                     ((k, c + ended.suppressed.get(k, 0)) for k, c in ended.logged.items() if k[0] == app),
                     key=lambda kc: kc[1],
                 )[0]
-                event(self.logger, logging.ERROR, "app.all_refused", app=app, refused=n, window=span,
+                event(self.logger, self._level(logging.ERROR), "app.all_refused", app=app, refused=n, window=span,
                       platform=top[1], status=top[2], reason=top[3],
                       hint="every attempt of this app was refused: check its credentials, "
                       "topic and tokens")  # fmt: skip

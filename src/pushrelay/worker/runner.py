@@ -616,7 +616,9 @@ class Worker:
                 data = {"platform": c.platform, "reason": reason}
                 await asyncio.to_thread(self.webhooks.emit, app, "app.paused", data)
 
-    async def _retire(self, app: str, items: Results, sent_at: datetime) -> None:
+    async def _retire(self, app: str, items: Results, sent_at: datetime) -> set[str]:
+        """Retire the devices a provider called dead, log and count it, and tell the app's
+        webhook (``token.retired``). Returns the tokens retired."""
         try:
             retired = set(
                 await asyncio.to_thread(
@@ -625,7 +627,7 @@ class Worker:
             )
         except Exception as exc:
             event(log, logging.ERROR, "device.retire_failed", app=app, devices=len(items), error=repr(exc))
-            return
+            return set()
         events = []
         for c, res in items:
             if res.token not in retired:
@@ -652,3 +654,4 @@ class Worker:
             )
         if events and self.webhooks is not None:
             await asyncio.to_thread(self.webhooks.emit_many, app, "token.retired", events)
+        return retired
