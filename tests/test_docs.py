@@ -24,3 +24,15 @@ def test_example_runs(name: str, index: int, tmp_path: Path) -> None:
         [sys.executable, "-c", block(name, index)], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_4d_http_calls_shown() -> None:
+    """docs/4d-migration.md shows the 4D calls whose requests clients/4d/requests.json keeps (and
+    tests/service/test_fourd_http.py replays)."""
+    import json
+
+    fixture = json.loads((DOCS.parent / "clients" / "4d" / "requests.json").read_text(encoding="utf-8"))
+    doc = (DOCS / "4d-migration.md").read_text(encoding="utf-8")
+    for line in [fixture["setup"], fixture["notification"], *(c["call"] for c in fixture["requests"])]:
+        assert line in doc, line
+    assert json.dumps(fixture["requests"][0]["body"], ensure_ascii=False) in doc

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ._exceptions import NotificationError
+from .localization import best_tag, check_localizations
 
 __all__ = ["PUSH_TYPES", "Notification", "SoundSpec"]
 
@@ -92,8 +93,13 @@ class Notification:
     attributes: Mapping[str, Any] | None = None
     # extra top-level payload keys, beside userInfo
     custom: Mapping[str, Any] = field(default_factory=dict)
+    # per-language texts, {"fr": {"title": ..., "body": ...}} (see pushrelay.localization)
+    localizations: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.localizations:
+            # keyword construction gets the same checks and spellings as from_dict
+            object.__setattr__(self, "localizations", check_localizations(self.localizations))
         _validate(self)
 
     # -- construction --------------------------------------------------------------------------
@@ -132,17 +138,37 @@ class Notification:
     def replace(self, **changes: Any) -> Notification:
         return dataclasses.replace(self, **changes)
 
+    def localized(self, language: str | None) -> Notification:
+        """The notification as a device speaking ``language`` gets it: the best-matching variant's
+        texts in place of the notification's own (see :mod:`pushrelay.localization`), without the
+        other variants."""
+        if not self.localizations:
+            return self
+        tag = best_tag(self.localizations, language)
+        changes: dict[str, Any] = dict(self.localizations[tag]) if tag is not None else {}
+        return dataclasses.replace(self, localizations={}, **changes)
+
+    def variants(self) -> list[tuple[str | None, Notification]]:
+        """``(tag, notification)`` for the notification's own text (tag None) and for each
+        language: what a payload-size check must render (the largest must fit)."""
+        out: list[tuple[str | None, Notification]] = [(None, self.localized(None))]
+        for tag in self.localizations:
+            out.append((tag, self.localized(tag)))
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping (pythonic keys, ``None`` fields left out) that from_dict reads back."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if value is None or (f.name in ("user_info", "custom") and not value):
+            if value is None or (f.name in ("user_info", "custom", "localizations") and not value):
                 continue
             if isinstance(value, SoundSpec):
                 value = value.to_json()
             elif isinstance(value, tuple):
                 value = list(value)
+            elif f.name == "localizations":
+                value = {tag: dict(texts) for tag, texts in value.items()}
             elif isinstance(value, Mapping):
                 value = dict(value)
             out[f.name] = value
@@ -215,6 +241,8 @@ def _coerce(name: str, value: Any) -> Any:
         if isinstance(value, int) and value in (0, 1):
             return bool(value)
         raise NotificationError(f"{name} must be true/false or 0/1, got {value!r}", field=name)
+    if name == "localizations":
+        return check_localizations(value)
     if name == "expiration" and isinstance(value, datetime):
         return int(value.timestamp())
     if name.endswith("_loc_args") or name == "loc_args":

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from tokenshapes import fcm_token
 
 from pushrelay.registry import DeviceInfo, DeviceRegistry, InvalidDeviceError
 
@@ -67,7 +68,7 @@ def test_register_each_keeps_going_past_invalid_items(registry: DeviceRegistry) 
             DeviceInfo("myapp", tok(1)),
             DeviceInfo("myapp", "not-hex"),
             DeviceInfo("myapp", tok(2), email="nope"),
-            DeviceInfo("myapp", tok(3), platform="android"),
+            DeviceInfo("myapp", fcm_token("pixel"), platform="android"),
         ]
     )
     assert [type(r).__name__ for r in results] == [

@@ -40,6 +40,8 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         frozenset(
             {
                 "notification",
+                "localization",
+                "local_time",
                 "outcome",
                 "_exceptions",
                 "backoff",

@@ -171,7 +171,7 @@ async def _exercise(
             r = await http.post("/v1/devices", json=device.registration())
             r.raise_for_status()
         names = ", ".join(f"{d.name} ({d.platform})" for d in devices)
-        console.print(f"registered {len(devices)} devices for {EMAIL}: {names}")
+        console.print(f"registered {len(devices)} devices for {EMAIL}: {names}", soft_wrap=True)
         body = {"app": APP, "notification": EXAMPLE, "recipients": {"emails": [EMAIL]}}
         console.print(f"POST /v1/notifications?wait=10  {json.dumps(body)}", soft_wrap=True)
         r = await http.post("/v1/notifications", params={"wait": 10}, json=body)
@@ -205,15 +205,17 @@ async def _exercise(
 
 def _print_keep_running(console: Console, url: str, api_key: str, config_file: Path) -> None:
     payload = json.dumps({"app": APP, "notification": EXAMPLE, "recipients": {"emails": [EMAIL]}})
-    console.print(f"\nThe service stays up at [bold]{url}[/] (config {config_file}); Ctrl-C stops it.")
+    console.print(
+        f"\nThe service stays up at [bold]{url}[/] (config {config_file}); Ctrl-C stops it.", soft_wrap=True
+    )
     # each URL whole on its own line, never wrapped (soft_wrap), even when not a terminal
-    console.print("\nConsole (sign in with the admin API key below):")
+    console.print("\nConsole (sign in with the admin API key below):", soft_wrap=True)
     console.print(f"{url}/console/", soft_wrap=True, markup=False)
-    console.print("Admin API key:")
+    console.print("Admin API key:", soft_wrap=True)
     console.print(api_key, soft_wrap=True, markup=False)
-    console.print("API documentation:")
+    console.print("API documentation:", soft_wrap=True)
     console.print(f"{url}/docs", soft_wrap=True, markup=False)
-    console.print("Send again with:\n")
+    console.print("Send again with:\n", soft_wrap=True)
     console.print(
         f"curl -s -X POST '{url}/v1/notifications?wait=10' -H 'Authorization: Bearer {api_key}' "
         f"-H 'Content-Type: application/json' -d '{payload}'",

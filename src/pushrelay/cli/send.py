@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -35,6 +37,41 @@ def _user_info(ctx: click.Context, param: click.Parameter, value: str | None) ->
     if not isinstance(data, dict):
         raise click.BadParameter("must be a JSON object, e.g. '{\"orderId\": 42}'")
     return data
+
+
+_FIELD_START = re.compile(r",\s*(?=(?:title|subtitle|body|url|image_url|imageUrl)=)")
+
+
+def _localizations(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, dict[str, str]] | None:
+    """``fr:title=Bonjour,body=Votre commande…`` (a comma inside a text is kept unless a field
+    name and ``=`` follow it), or ``@file.json`` holding ``{"fr": {"title": …}, …}``."""
+    out: dict[str, dict[str, str]] = {}
+    for value in values:
+        if value.startswith("@"):
+            try:
+                data = json.loads(Path(value[1:]).read_text(encoding="utf-8"))
+            except OSError as exc:
+                raise click.BadParameter(f"cannot read {value[1:]}: {exc.strerror}") from None
+            except json.JSONDecodeError as exc:
+                raise click.BadParameter(f"{value[1:]} is not valid JSON: {exc.msg}") from None
+            if not isinstance(data, dict):
+                raise click.BadParameter(f'{value[1:]} must hold an object like {{"fr": {{"title": "..."}}}}')
+            for tag, texts in data.items():
+                if not isinstance(texts, dict):
+                    raise click.BadParameter(f"{value[1:]}: {tag} must be an object of texts")
+                out.setdefault(tag, {}).update(texts)
+            continue
+        tag, sep, rest = value.partition(":")
+        if not sep or not tag.strip() or not rest:
+            raise click.BadParameter(f"expected LANG:FIELD=TEXT[,FIELD=TEXT...] or @FILE.json, got {value!r}")
+        for part in _FIELD_START.split(rest):
+            name, eq, text = part.partition("=")
+            if not eq:
+                raise click.BadParameter(f"expected FIELD=TEXT after {tag}:, got {part!r}")
+            out.setdefault(tag.strip(), {})[name.strip()] = text
+    return out or None
 
 
 def _primary_key(text: str) -> Any:
@@ -85,6 +122,15 @@ def _progress_bar(enabled: bool) -> Iterator[Progress | None]:
 @click.option("--image-url", default=None, help="Image shown with the notification (mutable-content on iOS).")
 @click.option("--color", default=None, help="Android accent colour, #rrggbb.")
 @click.option("--user-info", callback=_user_info, default=None, help="Extra data, a JSON object.")
+@click.option(
+    "--localization",
+    "localizations",
+    multiple=True,
+    callback=_localizations,
+    metavar="LANG:FIELD=TEXT,... | @FILE.json",
+    help="Texts for devices of a language, e.g. 'fr:title=Bonjour,body=Votre commande'; or a JSON "
+    'file {"fr": {"title": ...}}. Repeatable.',
+)
 @click.option("--data-class", default=None, help="Open this dataClass (list form) in the 4D app.")
 @click.option("--primary-key", default=None, help="With --data-class: open this entity (detail form).")
 @click.option(
@@ -103,6 +149,7 @@ def send(
     send_all: bool,
     targets: str | None,
     user_info: dict[str, Any] | None,
+    localizations: dict[str, dict[str, str]] | None,
     data_class: str | None,
     primary_key: str | None,
     timeout: float,
@@ -114,6 +161,7 @@ def send(
     \b
     pushrelay send --app myapp --to test@4d.com --title "Hello" --body "..."
     pushrelay send --app myapp --all --title "New version" --json
+    pushrelay send --app myapp --all --title "New version" --localization "fr:title=Nouvelle version"
     """
     if send_all and recipients:
         raise click.UsageError("give either --to or --all, not both")
@@ -126,6 +174,8 @@ def send(
     notification = {k: v for k, v in fields.items() if v is not None}
     if user_info:
         notification["user_info"] = user_info
+    if localizations:
+        notification["localizations"] = localizations
     config = load(config_path)
     platforms = [t.strip() for t in targets.split(",") if t.strip()] if targets else None
     show_bar = not as_json and sys.stderr.isatty()

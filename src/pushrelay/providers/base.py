@@ -33,6 +33,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 from .._batching import merge, send_or_answer
 from .._exceptions import ConfigurationError
+from ..localization import best_tag
 from ..notification import Notification
 from ..outcome import DeliveryResult, Outcome
 from ..simulator import is_simulator_token
@@ -104,10 +105,28 @@ def is_simulator_id(token: str) -> bool:
     return is_simulator_token(token.strip())
 
 
-def for_device(notification: Notification, *, app: str, platform: str, token: str) -> Notification:
+_VARIANTS: dict[tuple[int, str | None], tuple[Notification, Notification]] = {}
+
+
+def for_device(
+    notification: Notification, *, app: str, platform: str, token: str, language: str | None = None
+) -> Notification:
     """The notification as ``token``'s device should get it. The one per-device rendering point of
-    every surface (the worker, and so the library and the CLI): today the notification unchanged."""
-    return notification
+    every surface (the worker, and so the library and the CLI): the texts of the device's
+    ``language`` when the notification has ``localizations`` (see :mod:`pushrelay.localization`)."""
+    if not notification.localizations:
+        return notification
+    tag = best_tag(notification.localizations, language)
+    # the same object for every device of a language: the clients render a notification once
+    key = (id(notification), tag)
+    hit = _VARIANTS.get(key)
+    if hit is not None and hit[0] is notification:
+        return hit[1]
+    variant = notification.localized(tag)
+    if len(_VARIANTS) >= 1024:
+        _VARIANTS.clear()
+    _VARIANTS[key] = (notification, variant)
+    return variant
 
 
 async def _strip_apns_id(items: AsyncIterable[Item]) -> AsyncIterator[tuple[Notification, str, object]]:

@@ -305,7 +305,14 @@ class AsyncPushNotification:
         """The notification, checked up front so that a bad one raises before anything is sent."""
         n = _as_notification(notification)
         if self.app.apns is not None and "ios" in self.targets:
-            render(n, topic=self.app.bundle_id)  # raises NotificationError / PayloadTooLargeError
+            for tag, variant in n.variants():  # the largest language variant must fit too
+                try:
+                    render(variant, topic=self.app.bundle_id)  # NotificationError / PayloadTooLargeError
+                except NotificationError as exc:
+                    if tag is not None:
+                        exc.args = (f"localizations.{tag}: {exc}",)
+                        exc.field = f"localizations.{tag}"
+                    raise
         return n
 
     async def _send(

@@ -135,6 +135,8 @@ def inline_request(
         recipients=who,
         targets=() if set(targets) == set(PLATFORMS) else targets,
         surface=surface,
+        # the call waits for the outcomes: the app's quiet hours hold what the service accepts only
+        urgent=True,
     )
 
 

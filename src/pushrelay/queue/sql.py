@@ -73,7 +73,7 @@ _RECORD_ONE = (
 
 def request_hash(req: NotificationRequest) -> str:
     """Fingerprint of what was asked, to tell a replay of an idempotent request from a conflict."""
-    doc = {
+    doc: dict[str, Any] = {
         "app": req.app,
         "notification": req.notification,
         "recipients": req.recipients.to_json(),
@@ -81,6 +81,9 @@ def request_hash(req: NotificationRequest) -> str:
         "expires_at": req.expires_at.isoformat() if req.expires_at else None,
         "targets": sorted(req.targets),
     }
+    if req.deliver_at_local is not None or req.urgent:  # absent before 0007: older hashes still match
+        doc["deliver_at_local"] = req.deliver_at_local
+        doc["urgent"] = req.urgent
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -164,6 +167,8 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses, OutboxLeases):
             "request_hash": digest,
             "api_key_id": request.api_key_id,
             "surface": request.surface,
+            "deliver_at_local": request.deliver_at_local,
+            "urgent": request.urgent,
         }
 
     @staticmethod

@@ -133,6 +133,8 @@ class ApiKeyStore:
                 .where(ApiKeyRow.id == kid, ApiKeyRow.revoked_at.is_(None))
                 .values(revoked_at=utcnow())
             ).rowcount
+        # at once in this process (the console's revoke button); other processes within cache_seconds
+        self._cache.pop(kid, None)
         return bool(n)
 
     @staticmethod

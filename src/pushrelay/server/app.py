@@ -215,6 +215,7 @@ def create_app(service: Service) -> FastAPI:
                 "email": d.email,
                 "environment": d.environment,
                 "language": d.language,
+                "time_zone": d.time_zone,
                 "app_version": d.app_version,
                 "os": d.os,
                 "os_version": d.os_version,

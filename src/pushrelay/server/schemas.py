@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .._exceptions import NotificationError
+from ..fourd.recipients import parse_recipients
 
 __all__ = ["BatchBody", "DeviceBatchBody", "DeviceBody", "RecipientsBody", "SendBody"]
 
@@ -14,10 +17,32 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_NATIVE_KEYS = frozenset({"emails", "device_tokens", "all"})
+
+
 class RecipientsBody(_Strict):
+    """``{emails, device_tokens, all}``, or one of the 4D forms as 4D code passes them to
+    ``send()``: an e-mail, a token, a list mixing both, ``{"mails", "deviceTokens", "simulators"}``."""
+
     emails: list[str] = Field(default_factory=list, max_length=100_000)
     device_tokens: list[str] = Field(default_factory=list, max_length=100_000)
     all: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_4d(cls, data: Any) -> Any:
+        if isinstance(data, dict) and set(data) <= _NATIVE_KEYS:
+            return data
+        if not isinstance(data, str | list | dict):
+            raise ValueError(
+                "expected an e-mail, a device token, a list of them, {mails, deviceTokens} "
+                f"or {{emails, device_tokens, all}}; got {type(data).__name__}"
+            )
+        try:
+            parsed = parse_recipients(data)
+        except NotificationError as exc:
+            raise ValueError(str(exc)) from None
+        return {"emails": list(parsed.emails), "device_tokens": list(parsed.tokens)}
 
 
 class SendBody(_Strict):
@@ -32,6 +57,17 @@ class SendBody(_Strict):
     send_at: datetime | None = Field(None, description="ISO 8601 with a time zone; deliver at that time")
     expires_at: datetime | None = Field(
         None, description="give up (outcome expired) after this; default 24 h"
+    )
+    deliver_at_local: str | None = Field(
+        None,
+        description='"HH:MM": deliver to each device at that time in its own time zone (the next one, '
+        "within expires_at)",
+        examples=["09:00"],
+    )
+    urgent: bool | None = Field(
+        None,
+        description="not held by the app's quiet hours; default: true for the interruption levels "
+        "time-sensitive and critical",
     )
     priority: Literal[10, 5, 1] | None = None
     collapse_id: str | None = Field(None, max_length=64)
@@ -53,7 +89,10 @@ class DeviceBody(_Strict):
     token: str = Field(min_length=1, max_length=2048)
     email: str | None = None
     environment: Literal["production", "development"] | None = None
-    language: str | None = None
+    language: str | None = Field(None, description="e.g. fr, es-MX (picks the notification's localization)")
+    time_zone: str | None = Field(
+        None, description="IANA zone, e.g. Europe/Paris (deliver_at_local, quiet hours)", max_length=64
+    )
     app_version: str | None = None
     os: str | None = None
     os_version: str | None = None

@@ -6,15 +6,22 @@ fields (``notifications.3.recipients``), the way the request validation names th
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
+from typing import Any
 
-from .._exceptions import NotificationError
+from .._exceptions import NotificationError, PayloadTooLargeError
+from ..apns.payload import render
+from ..local_time import parse_local_time
 from ..notification import Notification
 from ..queue.interface import NotificationRequest, Recipients
 from .errors import ApiError
 from .schemas import SendBody
 
 __all__ = ["naive_utc", "request_from"]
+
+# what breaks through a device's Focus also breaks through the app's quiet hours
+_URGENT_LEVELS = ("time-sensitive", "critical")
 
 # the times every provider can express (UNIX epoch seconds) and date arithmetic cannot overflow
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -46,14 +53,46 @@ def naive_utc(dt: datetime | None, field: str) -> datetime | None:
     return utc.replace(tzinfo=None)
 
 
+def _check_badge(note: dict[str, Any], prefix: str) -> None:
+    """4D numbers are reals: 3.0 is the badge 3, but 3.5 is no badge count (the library truncates
+    it as the 4D component does; over HTTP the caller hears about it)."""
+    badge = note.get("badge")
+    if isinstance(badge, float) and math.isfinite(badge) and not badge.is_integer():
+        raise ApiError(
+            422,
+            "invalid_notification",
+            f"badge must be a whole number (3 or 3.0), got {badge!r}",
+            field=f"{prefix}notification.badge",
+        )
+
+
+def _check_variant_sizes(n: Notification) -> None:
+    """Each language is a payload of its own: the largest variant must fit the 4 KB that APNs,
+    FCM and Web Push all allow (the per-platform limits are the accept check's business)."""
+    if not n.localizations:
+        return
+    for tag, variant in n.variants():
+        if tag is None:
+            continue
+        try:
+            render(variant, topic="accept.check")  # only the size matters here, not the topic
+        except PayloadTooLargeError as exc:
+            raise PayloadTooLargeError(
+                f"the {tag} variant: {exc}", size=exc.size, limit=exc.limit, field=f"localizations.{tag}"
+            ) from None
+
+
 def request_from(body: SendBody, *, key_id: str, now: datetime, prefix: str = "") -> NotificationRequest:
     note = dict(body.notification)
+    _check_badge(note, prefix)
     if body.priority is not None:
         note["priority"] = body.priority
     if body.collapse_id is not None:
         note["collapse_id"] = body.collapse_id
     try:
-        payload = Notification.from_dict(note).to_dict()
+        notification = Notification.from_dict(note)
+        _check_variant_sizes(notification)
+        payload = notification.to_dict()
     except NotificationError as exc:
         field = f"{prefix}notification.{exc.field}" if exc.field else f"{prefix}notification"
         raise ApiError(422, "invalid_notification", str(exc), field=field) from None
@@ -72,6 +111,12 @@ def request_from(body: SendBody, *, key_id: str, now: datetime, prefix: str = ""
             "Both mails and deviceTokens collections are empty",
             field=f"{prefix}recipients",
         )
+    if body.deliver_at_local is not None:
+        try:
+            parse_local_time(body.deliver_at_local, "deliver_at_local")
+        except ValueError as exc:
+            raise ApiError(422, "invalid_request", str(exc), field=f"{prefix}deliver_at_local") from None
+    urgent = body.urgent if body.urgent is not None else notification.interruption_level in _URGENT_LEVELS
     send_at = naive_utc(body.send_at, f"{prefix}send_at")
     expires_at = naive_utc(body.expires_at, f"{prefix}expires_at")
     if expires_at is not None and expires_at <= max(now, send_at or now):
@@ -90,4 +135,6 @@ def request_from(body: SendBody, *, key_id: str, now: datetime, prefix: str = ""
         targets=tuple(body.targets or ()),
         idempotency_key=body.idempotency_key,
         api_key_id=key_id,
+        deliver_at_local=body.deliver_at_local,
+        urgent=urgent,
     )

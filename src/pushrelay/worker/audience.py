@@ -6,11 +6,12 @@ million devices streams with bounded memory, and resumes from a cursor after a c
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from ..local_time import QuietHours
 from ..outcome import DeliveryResult
 from ..queue.interface import DeviceRef, ExpansionJob
 
@@ -32,6 +33,18 @@ class Audience(Protocol):
 
     def expand_many(self, jobs: Sequence[ExpansionJob], *, chunk: int) -> list[Expansion]:
         """:meth:`expand` for many small jobs at once (one registry round trip for all of them)."""
+        ...
+
+    def time_zones(self, app: str, tokens: Sequence[str]) -> Mapping[str, str]:
+        """``{token: IANA zone}`` for the registered devices among ``tokens`` that have one."""
+        ...
+
+    def quiet_hours(self, app: str) -> QuietHours | None:
+        """The app's quiet hours, if it has some."""
+        ...
+
+    def languages(self, app: str, tokens: Sequence[str]) -> Mapping[str, str]:
+        """``{token: language}`` for the registered devices among ``tokens`` that have one."""
         ...
 
     def retire(self, app: str, results: Iterable[DeliveryResult], *, sent_at: datetime) -> list[str]:
