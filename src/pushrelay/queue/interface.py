@@ -131,6 +131,15 @@ class Recorded:
 
 
 @dataclass(frozen=True, slots=True)
+class Overdue:
+    """Deliveries of ``app`` due for a while and not claimed: ``count``, the oldest due time."""
+
+    app: str
+    count: int
+    oldest_due: datetime  # naive UTC, like the table
+
+
+@dataclass(frozen=True, slots=True)
 class AppPause:
     """Why an app's deliveries are parked, since when, and under which credentials."""
 
@@ -245,6 +254,8 @@ class Outbox(Protocol):
     def sweep(self) -> list[str]: ...
 
     def complete_stragglers(self, limit: int = 500) -> list[str]: ...
+
+    def overdue(self, older_than: float) -> list[Overdue]: ...
 
     def pause(
         self, app: str, reason: str, *, platform: str | None, by: str, fingerprint: str | None

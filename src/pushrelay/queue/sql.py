@@ -29,6 +29,7 @@ from .interface import (
     NotificationRequest,
     NotificationState,
     NotificationStatus,
+    Overdue,
     Recorded,
 )
 from .leases import OutboxLeases
@@ -472,3 +473,23 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses, OutboxLeases):
                 ).scalars()
             )
             return self._complete(conn, ids)
+
+    def overdue(self, older_than: float) -> list[Overdue]:
+        """Per app, the open deliveries due more than ``older_than`` seconds ago and still not
+        claimed (``pending``) or whose lease ran out that long ago (``in_flight``), apps that are
+        paused left out: a healthy worker claims what is due within a poll."""
+        now = utcnow()
+        late = now - timedelta(seconds=older_than)
+        query = (
+            select(D.app, func.count(), func.min(D.next_attempt_at))
+            .where(
+                D.state.in_(_CLAIMABLE),
+                D.next_attempt_at <= late,
+                D.expires_at > now,
+                D.app.not_in(select(AppPauseRow.app)),
+            )
+            .group_by(D.app)
+            .order_by(D.app)
+        )
+        with self.engine.connect() as conn:
+            return [Overdue(app, int(n), oldest) for app, n, oldest in conn.execute(query)]

@@ -39,6 +39,7 @@ from ..queue.errors import describe_error, is_transient
 from ..queue.interface import ClaimedDelivery, DeviceRef, ExpansionJob, Outbox
 from ..queue.models import utcnow
 from ..webhooks.dispatcher import WebhookDispatcher
+from .attempt_log import AttemptLog
 from .audience import Audience
 
 __all__ = ["Worker", "WorkerSettings"]
@@ -61,6 +62,8 @@ class WorkerSettings:
     sweep_every: float = 5.0
     shutdown_grace: float = 10.0  # seconds in-flight chunks may take to finish at shutdown
     paused_reminder: float = 300.0  # seconds between two log lines about a paused app
+    report_window: float = 60.0  # seconds: refusal summaries and the overdue report, at most once per
+    overdue_after: float = 60.0  # seconds past due after which an unclaimed delivery is reported
 
 
 class Worker:
@@ -100,6 +103,8 @@ class Worker:
         # the work in progress, whose leases the heartbeat renews (see _heartbeat_loop)
         self._held: set[int] = set()
         self._expanding: set[str] = set()
+        self.attempts = AttemptLog(log, window=self.settings.report_window)
+        self._overdue_said = -float("inf")
 
     # -- control -----------------------------------------------------------------------------
     def wake(self) -> None:
@@ -319,6 +324,8 @@ class Worker:
                 self._completed(await asyncio.to_thread(self.outbox.sweep))
                 await self._complete_stragglers()
                 await self._remind_paused()
+                self.attempts.flush()
+                await self._report_overdue()
             except Exception as exc:
                 event(log, logging.ERROR, "worker.sweep_failed", worker=self.id, error=repr(exc))
             with contextlib.suppress(TimeoutError):
@@ -335,6 +342,19 @@ class Worker:
             if self.metrics is not None:
                 self.metrics.completions_swept.inc(len(swept))
             self._completed(swept)
+
+    async def _report_overdue(self) -> None:
+        """Deliveries due for a while that no worker has claimed: workers missing, stuck, or not
+        keeping up. Said once per report window, per app."""
+        now = time.monotonic()
+        if now - self._overdue_said < self.settings.report_window:
+            return
+        self._overdue_said = now
+        for late in await asyncio.to_thread(self.outbox.overdue, self.settings.overdue_after):
+            event(log, logging.WARNING, "deliveries.overdue", app=late.app, count=late.count,
+                  oldest_due=late.oldest_due.isoformat(timespec="seconds") + "Z",
+                  hint="due but not claimed: are workers running and keeping up? "
+                  "see pushrelay_queue_depth")  # fmt: skip
 
     async def _remind_paused(self) -> None:
         """A paused app is an outage the operator must act on: say so again every few minutes
@@ -548,6 +568,7 @@ class Worker:
             self._lease_lost(results, recorded.lost)
         dead: dict[str, list[tuple[ClaimedDelivery, DeliveryResult]]] = {}
         for c, res in results:
+            self.attempts.result(c.app, c.platform, res)
             if self.metrics is not None:
                 if res.outcome is Outcome.RETRY:
                     self.metrics.retries.labels(c.app, c.platform, res.reason or str(res.status)).inc()
