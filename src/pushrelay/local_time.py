@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["QuietHours", "parse_local_time", "scheduled_for", "zone_of"]
+__all__ = ["URGENT_LEVELS", "QuietHours", "is_urgent", "parse_local_time", "scheduled_for", "zone_of"]
+
+# what breaks through a device's Focus also breaks through the app's quiet hours
+URGENT_LEVELS = frozenset({"time-sensitive", "critical"})
+
+
+def is_urgent(explicit: bool | None, interruption_level: str | None) -> bool:
+    """Whether a notification skips the quiet hours: as asked, else by its interruption level."""
+    return explicit if explicit is not None else interruption_level in URGENT_LEVELS
+
 
 _HHMM = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 

@@ -5,10 +5,16 @@ outbox's clock moved by hand (``PUSHRELAY_CLOCK_OFFSET_FILE``) across three time
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
+
+from pushrelay import NotificationError
+from pushrelay.config import load_config
+from pushrelay.push import PushNotification
+from pushrelay.registry import DeviceRegistry
 
 from .conftest import BUNDLE, Stack, wait_until
 
@@ -160,3 +166,36 @@ def test_quiet_hours(stack: Stack) -> None:
             lambda: snd.get(f"/v1/notifications/{nid}").json()["state"] == "completed", 30, "completion"
         )
         assert received(stack) == dict.fromkeys(ZONES, 3)
+
+
+def test_the_library_enqueues_for_09_00_local(stack: Stack) -> None:
+    """``PushNotification.enqueue(..., deliver_at_local=...)``: the same schedule, by the service's
+    workers; cancelled through the library."""
+    clock = setup(stack)
+    clock.set(datetime(2027, 1, 15, 6, 0, tzinfo=UTC))
+    config = load_config(stack.config)
+    with DeviceRegistry(stack.db_url) as registry:
+        push = PushNotification("myapp", config=config, registry=registry)
+        # the test process keeps the real clock: the expiry is given on the service's calendar
+        until = datetime(2027, 1, 20, tzinfo=UTC)
+        nid = push.enqueue(NOTE, "test@4d.com", deliver_at_local=time(9, 0), expires_at=until)
+        with stack.client(stack.sender) as snd:
+            wait_until(lambda: len(deliveries(snd, nid)) == 4, 30, "expansion")
+            got = {tok: d["scheduled_for"] for tok, d in deliveries(snd, nid).items()}
+        assert got == {
+            PARIS: "2027-01-15T08:00:00Z",
+            NOZONE: "2027-01-15T09:00:00Z",
+            MEXICO: "2027-01-15T15:00:00Z",
+            TOKYO: "2027-01-16T00:00:00Z",
+        }
+        status = push.status(nid)
+        assert status is not None and status.deliver_at_local == "09:00" and not status.urgent
+        cancelled = push.cancel(nid)
+        assert cancelled is not None and cancelled.state == "cancelled"
+        with pytest.raises(NotificationError) as exc:
+            push.enqueue(NOTE, "test@4d.com", deliver_at_local="9am", expires_at=until)
+        assert exc.value.field == "deliver_at_local"
+    clock.set(datetime(2027, 1, 16, 0, 0, 1, tzinfo=UTC))
+    with stack.client(stack.sender) as snd:
+        assert {d["state"] for d in deliveries(snd, nid).values()} == {"cancelled"}
+    assert received(stack) == dict.fromkeys(ZONES, 0)

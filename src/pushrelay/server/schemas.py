@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .._exceptions import NotificationError
 from ..fourd.recipients import parse_recipients
 
-__all__ = ["BatchBody", "DeviceBody", "RecipientsBody", "SendBody"]
+__all__ = ["BatchBody", "DeviceBatchBody", "DeviceBody", "RecipientsBody", "SendBody"]
 
 
 class _Strict(BaseModel):
@@ -101,3 +101,13 @@ class DeviceBody(_Strict):
     simulator: bool = False
     web_p256dh: str | None = None
     web_auth: str | None = None
+
+
+class DeviceBatchBody(_Strict):
+    # items stay raw here: each is checked as a DeviceBody on its own, so that one bad item gets
+    # its own error in the results instead of refusing the whole batch
+    devices: list[Any] = Field(
+        min_length=1,
+        max_length=1000,
+        description="up to 1000 devices, each as the body of POST /v1/devices; results per item",
+    )

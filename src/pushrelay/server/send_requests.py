@@ -12,16 +12,13 @@ from typing import Any
 
 from .._exceptions import NotificationError, PayloadTooLargeError
 from ..apns.payload import render
-from ..local_time import parse_local_time
+from ..local_time import is_urgent, parse_local_time
 from ..notification import Notification
 from ..queue.interface import NotificationRequest, Recipients
 from .errors import ApiError
 from .schemas import SendBody
 
 __all__ = ["naive_utc", "request_from"]
-
-# what breaks through a device's Focus also breaks through the app's quiet hours
-_URGENT_LEVELS = ("time-sensitive", "critical")
 
 # the times every provider can express (UNIX epoch seconds) and date arithmetic cannot overflow
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -116,7 +113,7 @@ def request_from(body: SendBody, *, key_id: str, now: datetime, prefix: str = ""
             parse_local_time(body.deliver_at_local, "deliver_at_local")
         except ValueError as exc:
             raise ApiError(422, "invalid_request", str(exc), field=f"{prefix}deliver_at_local") from None
-    urgent = body.urgent if body.urgent is not None else notification.interruption_level in _URGENT_LEVELS
+    urgent = is_urgent(body.urgent, notification.interruption_level)
     send_at = naive_utc(body.send_at, f"{prefix}send_at")
     expires_at = naive_utc(body.expires_at, f"{prefix}expires_at")
     if expires_at is not None and expires_at <= max(now, send_at or now):
