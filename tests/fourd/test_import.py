@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from tokenshapes import fcm_token
 
 from pushrelay.cli import cli
 from pushrelay.config import config_from_dict, load_config
@@ -18,6 +19,7 @@ from .mobileapps import BUNDLE, TEAM, android_app_folder, ios_app_folder, sessio
 
 IPHONE, IPAD, OTHER = "a1" * 32, "b2" * 32, "c3" * 32
 UDID = "A1B2C3D4-1111-2222-3333-444455556666"
+PIXEL = fcm_token("pixel")
 
 
 @pytest.fixture
@@ -33,7 +35,7 @@ def mobile_apps(tmp_path: Path) -> Path:
     write_session(ios, "S-WRONGOS", session("x@4d.com", IPHONE, os_name="Windows Phone"))
     (ios / "readme.txt").write_text("not a session")
     droid = android_app_folder(root)
-    write_session(droid, "S-PIXEL", session("test@4d.com", "fcm-token:APA91b_x", os_name="Android"))
+    write_session(droid, "S-PIXEL", session("test@4d.com", PIXEL, os_name="Android"))
     return root
 
 
@@ -61,15 +63,15 @@ def test_import_reads_every_good_session_and_reports_the_rest(
     assert "not valid JSON" in reasons["S-BROKEN"] and "iOS, iPadOS or Android" in reasons["S-WRONGOS"]
 
     devices = {d.token: d for d in registry.stream("myappname")}
-    assert set(devices) == {IPHONE, IPAD, OTHER, UDID, "fcm-token:APA91b_x"}
+    assert set(devices) == {IPHONE, IPAD, OTHER, UDID, PIXEL}
     assert devices[UDID].simulator and devices[UDID].platform == "ios"
-    assert devices["fcm-token:APA91b_x"].platform == "android"
+    assert devices[PIXEL].platform == "android"
     assert devices[IPAD].os == "iPadOS" and devices[IPAD].device_model == "iPad Pro"
     assert devices[IPHONE].last_seen_at.timestamp() == 1_700_000_000  # the file's modification time
     assert {d.token for d in registry.for_emails("myappname", ["TEST@4d.com"])} == {
         IPHONE,
         IPAD,
-        "fcm-token:APA91b_x",
+        PIXEL,
     }
 
     # the new app is proposed with its 4D folder, so credentials keep coming from there

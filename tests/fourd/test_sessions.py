@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from tokenshapes import fcm_token
 
 from pushrelay.fourd import FourDFolderError, find_app_folders, read_app_folder
 from pushrelay.fourd.sessions import (
@@ -37,7 +38,7 @@ def test_an_iphone_session() -> None:
 
 def test_platforms_from_device_os() -> None:
     assert parse(session("a@x.com", HEX, os_name="iPadOS")).platform == "ios"
-    assert parse(session("a@x.com", "fcm:APA91b-x", os_name="Android")).platform == "android"
+    assert parse(session("a@x.com", fcm_token("x"), os_name="Android")).platform == "android"
     assert parse(session("a@x.com", HEX, os_name=None)).platform == "ios"
 
 

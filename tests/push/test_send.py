@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tokenshapes import fcm_token
 
 from pushrelay import NotificationError, Outcome, PayloadTooLargeError
 from pushrelay.config import Config, config_from_dict
@@ -15,6 +16,7 @@ from pushrelay.providers.build import Platforms, builder_for
 from pushrelay.push import AsyncPushNotification
 from pushrelay.push.outbox import shared_outbox
 from pushrelay.registry import DeviceRegistry
+from pushrelay.registry.tokens import mask_token
 from pushrelay.sandbox import ApnsSandbox
 
 from .conftest import app_settings, tok
@@ -110,7 +112,7 @@ async def test_send_all_streams_every_active_device(
 ) -> None:
     for n in range(1, 8):
         registry.register("myapp", tok(n), email=f"u{n}@x.com")
-    registry.register("myapp", "fcm-token:APA91b", platform="android", email="u1@x.com")
+    registry.register("myapp", fcm_token("android"), platform="android", email="u1@x.com")
     registry.register("other-app", tok(50))
     registry.retire("myapp", tok(7), "410 Unregistered")
     push = push_for(config, registry, providers=ios_table(config, registry))  # no Android provider here
@@ -122,9 +124,8 @@ async def test_send_all_streams_every_active_device(
     assert delivered == [tok(n) for n in range(1, 7)]
     (android,) = [d for d in result.deliveries if d.platform == "android"]
     assert android.outcome is Outcome.FAILED and android.reason == "no android provider configured"
-    assert "Failed to send Android push notification to : [u1@x.com ; fcm-to…A91b]" in " ".join(
-        result.warnings
-    )
+    masked = mask_token(fcm_token("android"))
+    assert f"Failed to send Android push notification to : [u1@x.com ; {masked}]" in " ".join(result.warnings)
     assert any("1 retired device(s)" in w for w in result.warnings)
     assert sandbox.received(tok(7)) == [] and sandbox.received(tok(50)) == []
     assert result.errors == []  # a platform without provider is per-device, not global
@@ -164,7 +165,7 @@ async def test_open_fills_user_info_like_4d(
 
 async def test_targets_filter(sandbox: ApnsSandbox, config: Config, registry: DeviceRegistry) -> None:
     registry.register("myapp", tok(1), email="test@4d.com")
-    registry.register("myapp", "fcm-token:1", platform="android", email="droid@4d.com")
+    registry.register("myapp", fcm_token("1"), platform="android", email="droid@4d.com")
     android_only = await push_for(config, registry, "android").send(NOTE, ["test@4d.com", tok(1)])
     assert android_only.deliveries == [] and sandbox.stats.requests == 0
     assert android_only.warnings == [
@@ -305,7 +306,7 @@ async def test_android_devices_of_an_app_without_fcm_settings(
     sandbox: ApnsSandbox, config: Config, registry: DeviceRegistry
 ) -> None:
     registry.register("myapp", tok(1), email="test@4d.com")
-    registry.register("myapp", "fcm-token:APA91b", platform="android", email="test@4d.com")
+    registry.register("myapp", fcm_token("android"), platform="android", email="test@4d.com")
     result = await push_for(config, registry).send(NOTE, "test@4d.com")  # the default provider table
     assert result.success and result.errors == []
     (android,) = [d for d in result.deliveries if d.platform == "android"]

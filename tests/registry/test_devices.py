@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from tokenshapes import fcm_token
 
 from pushrelay.registry import DeviceInfo, DeviceRegistry, InvalidDeviceError
 
@@ -93,7 +94,7 @@ def test_web_push_endpoint_longer_than_an_index_entry(registry: DeviceRegistry) 
         ({"platform": "ios", "token": "nope"}, "token"),
         ({"platform": "windows", "token": "x"}, "platform"),
         ({"platform": "ios", "token": tok(1), "email": "not-an-email"}, "email"),
-        ({"platform": "android", "token": "fcm:1", "environment": "development"}, "environment"),
+        ({"platform": "android", "token": fcm_token("1"), "environment": "development"}, "environment"),
         ({"platform": "ios", "token": tok(1), "environment": "staging"}, "environment"),
         ({"platform": "web", "token": "https://push.example/x"}, "web_p256dh"),
         ({"platform": "ios", "token": tok(1), "language": "x" * 100}, "language"),
@@ -119,7 +120,7 @@ def test_resolving_thousands_of_emails_in_chunks(registry: DeviceRegistry) -> No
 
 def test_stream_pages_through_every_active_device(registry: DeviceRegistry) -> None:
     registry.register_many(DeviceInfo("myapp", tok(i)) for i in range(25))
-    registry.register("myapp", "fcm-token:1", platform="android")
+    registry.register("myapp", fcm_token("1"), platform="android")
     registry.register("other", tok(99))
     registry.retire("myapp", tok(3), "410 Unregistered")
     streamed = list(registry.stream("myapp", page_size=4))

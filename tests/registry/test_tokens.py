@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 
 import pytest
+from tokenshapes import fcm_token
 
+from pushrelay.fcm.target import registration_token_problem
 from pushrelay.registry.tokens import (
     InvalidDeviceError,
     guess_platform,
@@ -72,13 +74,21 @@ def test_platform_guess() -> None:
     assert guess_platform(HEX) == "ios"
     assert guess_platform("booted") == "ios"
     assert guess_platform("https://fcm.googleapis.com/fcm/send/abc") == "web"
-    assert guess_platform("dGVzdDp0b2tlbg:APA91bH-x_y") == "android"
+    assert guess_platform(fcm_token("x")) == "android"
 
 
 def test_fcm_and_web_tokens() -> None:
-    assert normalize_token("android", " abc:DEF-123_x ") == "abc:DEF-123_x"
+    token = fcm_token("x")
+    assert normalize_token("android", f" {token} ") == token
     with pytest.raises(InvalidDeviceError):
-        normalize_token("android", "has space")
+        normalize_token("android", token[:50] + " " + token[50:])
+    # what cannot be an FCM registration token, whatever Google issues next (SPEC: refuse only that)
+    for bad in ("phone-1", "not-a-token!", "ab" * 32, "ab" * 60, token[:99], "x" * 2049, f"topic:{token}"):
+        with pytest.raises(InvalidDeviceError) as info:
+            normalize_token("android", bad)
+        assert info.value.field == "token"
+    assert normalize_token("android", "x" * 2048) == "x" * 2048
+    assert registration_token_problem("x" * 4096) is None and registration_token_problem("x" * 4097)
     url = "https://updates.push.services.mozilla.com/wpush/v2/" + "x" * 300
     assert normalize_token("web", url) == url
     with pytest.raises(InvalidDeviceError, match="https"):

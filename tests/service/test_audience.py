@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from tokenshapes import fcm_token
 
 from pushrelay.config import Config, config_from_dict
 from pushrelay.fourd.messages import messages
@@ -23,7 +24,7 @@ def tok(n: int) -> str:
 
 
 RAW = "ab" * 32
-ANDROID = "fcm-token:APA91b"
+ANDROID = fcm_token("android")
 
 
 @pytest.fixture

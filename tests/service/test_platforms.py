@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tokenshapes import fcm_token
 
 from pushrelay.db import Database
 from pushrelay.sandbox import ApnsSandbox
@@ -30,7 +31,7 @@ from .conftest import FAST_ENV, ServiceProcess
 BUNDLE, EMAIL = "com.sample.myappname", "test@4d.com"
 IPHONE = "ab" * 32
 SIMULATOR = "8A2F3C1E-0B6D-4E5F-9A7B-1C2D3E4F5A6B"
-ANDROID = "dXk3b1:APA91bHPRgkF-android-phone_of.test"
+ANDROID = fcm_token("android-phone")
 EXAMPLE = {
     "title": "This is title",
     "body": "Here is the content of this notification",
@@ -185,7 +186,7 @@ def test_one_email_with_an_iphone_a_simulator_an_android_phone_and_a_browser(
 
 def test_dead_tokens_are_retired_and_quota_is_retried_later(platforms: Platforms) -> None:
     email = "retire@4d.com"
-    dead_android, busy_android = "dead:APA91b-uninstalled", "busy:APA91b-over-quota"
+    dead_android, busy_android = fcm_token("uninstalled"), fcm_token("over-quota")
     gone = platforms.web.new_subscription(application_server_key=platforms.vapid_public_key)
     platforms.fcm.script(dead_android, "unregistered")
     platforms.fcm.script(busy_android, "quota_exceeded", times=1, retry_after=1)
@@ -226,3 +227,44 @@ def test_dead_tokens_are_retired_and_quota_is_retried_later(platforms: Platforms
             f'pushrelay_deliveries_total{{app="myapp",outcome="token_dead",platform="{platform}"' in metrics
         )
     assert 'pushrelay_fcm_access_token_mints{app="myapp"} 1.0' in metrics
+
+
+def test_localised_texts_on_every_platform(platforms: Platforms) -> None:
+    """FCM and Web Push get the device's language as APNs does (one rendering point for all)."""
+    email = "lang@4d.com"
+    phone, android = "ef" * 32, fcm_token("android-in-french")
+    browser = platforms.web.new_subscription(application_server_key=platforms.vapid_public_key)
+    note = {
+        "title": "Sale",
+        "body": "Everything at -50 %",
+        "localizations": {
+            "fr": {"title": "Soldes", "body": "Tout à -50 %"},
+            "es-MX": {"title": "Ofertas", "body": "Todo a -50 %"},
+        },
+    }
+    with platforms.client(platforms.registrar) as reg, platforms.client(platforms.sender) as snd:
+        for token, platform, fields in (
+            (phone, "ios", {"language": "de"}),
+            (android, "android", {"language": "fr_FR"}),
+            (browser["endpoint"], "web", {"language": "es-MX", **_browser_fields(browser)}),
+        ):
+            r = reg.post(
+                "/v1/devices",
+                json={"app": "myapp", "platform": platform, "token": token, "email": email, **fields},
+            )
+            assert r.status_code == 201, r.text
+        r = snd.post(
+            "/v1/notifications",
+            params={"wait": 15},
+            json={"app": "myapp", "notification": note, "recipients": email},
+        )
+        assert r.status_code == 200 and r.json()["counts"]["delivered"] == 3, r.text
+    assert platforms.apns.received(phone)[-1].payload["aps"]["alert"] == {
+        "title": "Sale",
+        "body": "Everything at -50 %",
+    }
+    data = platforms.fcm.received(android)[-1].data
+    assert (data["title"], data["body"]) == ("Soldes", "Tout à -50 %")
+    assert "localizations" not in data
+    pushed = platforms.web.received(browser)[-1].json["notification"]
+    assert (pushed["title"], pushed["body"]) == ("Ofertas", "Todo a -50 %")

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+from tokenshapes import fcm_token
 
 from .conftest import Stack
 
@@ -129,8 +130,35 @@ def _unknown_enum_values(conn: Conn) -> None:
                  {"app": "myapp", "token": "ab" * 32, "environment": "staging"})  # fmt: skip
 
 
+def _token_shapes(conn: Conn) -> None:
+    def register(platform: str, token: str) -> tuple[int, Any]:
+        return conn.request("POST", "/v1/devices", {"app": "myapp", "platform": platform, "token": token})
+
+    good = fcm_token("pixel")
+    for bad, expected in (
+        ("phone-1", "100 to 4096 characters"),
+        ("not-a-token!", "letters, digits and - _ :"),
+        (good[:99], "got 99"),
+        (good + "x" * (2049 - len(good)), "at most 2048 characters"),
+        ("ab" * 32, "register it with platform ios"),
+        (good[:80] + " " + good[80:], "letters, digits"),
+    ):
+        status, data = register("android", bad)
+        assert status == 422 and data["error"]["field"] == "token", (bad, data)
+        assert expected in data["error"]["message"], data
+        assert bad not in data["error"]["message"]  # the error never echoes a token
+    for bad in ("ab" * 31, "ab" * 101, "a" * 65, "zz" * 32, good):
+        status, data = register("ios", bad)
+        assert status == 422 and data["error"]["field"] == "token", (bad, data)
+    for platform, token in (("android", good), ("ios", "ab" * 32), ("ios", "cd" * 80), ("ios", "ef" * 100)):
+        status, data = register(platform, token)
+        assert status == 201, (platform, token, data)
+        assert data["device"]["token"] == token
+
+
 def test_refused_at_accept_naming_the_field_on_one_keep_alive_connection(conn: Conn) -> None:
     # one service per database (starting one is the slow part); each check names its case
+    _token_shapes(conn)
     _unknown_enum_values(conn)
     _nul_characters_anywhere(conn)
     for field, value in (

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tokenshapes import fcm_token
+
 from pushrelay.config.model import ApnsSettings, AppConfig, Config
 from pushrelay.push.api import AsyncPushNotification
 from pushrelay.registry.devices import DeviceRegistry
@@ -19,7 +21,7 @@ from pushrelay.webpush import generate_vapid_keys
 
 TEAM, KEY_ID, BUNDLE = "TEAM123456", "ABC123DEFG", "com.sample.myappname"
 IPHONE = "a" * 64
-ANDROID = "fcm-token-of-the-android-phone"
+ANDROID = fcm_token("android-phone")
 
 
 async def test_one_email_three_platforms(tmp_path: Path, sqlite_url: str) -> None:

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 from .._exceptions import NotificationError
 
-__all__ = ["FcmTarget", "registration_token_problem"]
+__all__ = ["REGISTRATION_TOKEN_MAX", "REGISTRATION_TOKEN_MIN", "FcmTarget", "registration_token_problem"]
 
 # FCM's own rule for topic names (firebase.google.com, "Send messages to topics").
 _TOPIC = re.compile(r"[a-zA-Z0-9\-_.~%]{1,900}")
-# Registration tokens as FirebaseMessaging.getToken() returns them: base64url text with ":" and
-# "." separators (about 160 characters today; Google promises no length, so only a bound).
-_REGISTRATION_TOKEN = re.compile(r"[A-Za-z0-9_:.\-]{1,4096}")
-_APNS_HEX = re.compile(r"[0-9a-fA-F]{64,200}")
+# Registration tokens as FirebaseMessaging.getToken() returns them: base64url text with a ":"
+# ("<instance id>:APA91b..."), about 140-200 characters today. Google publishes no format, so
+# only what cannot be one is refused: short names ("phone-1"), other characters, over 4 KB.
+REGISTRATION_TOKEN_MIN: Final = 100
+REGISTRATION_TOKEN_MAX: Final = 4096
+_REGISTRATION_CHARS = re.compile(r"[A-Za-z0-9_:\-]+")
+_APNS_HEX = re.compile(r"[0-9a-fA-F]{64,}")
 
 
 def registration_token_problem(token: str) -> str | None:
@@ -39,10 +42,15 @@ def registration_token_problem(token: str) -> str | None:
         return "this is a URL (a Web Push endpoint?): register browsers with platform web"
     if _APNS_HEX.fullmatch(t.strip("<>").replace(" ", "")):
         return "this is an APNs device token (hexadecimal): register it with platform ios"
-    if not _REGISTRATION_TOKEN.fullmatch(t):
+    if not _REGISTRATION_CHARS.fullmatch(t):
         return (
-            "an FCM registration token is 1 to 4096 letters, digits and - _ : . "
+            "an FCM registration token is made of letters, digits and - _ : only "
             "(as FirebaseMessaging.getToken() returns it)"
+        )
+    if not REGISTRATION_TOKEN_MIN <= len(t) <= REGISTRATION_TOKEN_MAX:
+        return (
+            f"an FCM registration token is {REGISTRATION_TOKEN_MIN} to {REGISTRATION_TOKEN_MAX} "
+            f"characters (as FirebaseMessaging.getToken() returns it), got {len(t)}"
         )
     return None
 

@@ -7,7 +7,9 @@ Pure functions, no I/O. The rules:
   as ``<abcd 1234 ...>`` (the old ``NSData`` description): brackets and spaces are dropped and
   the digits lower-cased;
 - an iOS simulator is addressed by its UDID (``8-4-4-4-12`` hex groups) or ``booted``;
-- an FCM registration token is printable ASCII without spaces (typically ~160 characters);
+- an FCM registration token is 100 to 2048 (the stored length; FCM's own bound is 4096) letters,
+  digits, ``-``, ``_`` and ``:``, and not an APNs hex token (:func:`pushrelay.fcm.target.registration_token_problem`: one rule for every
+  way in);
 - a Web Push subscription is an ``https://`` endpoint URL plus its ``p256dh`` and ``auth`` keys;
 - an e-mail address is ``local@domain.tld``: the 4D pattern, widened to the characters RFC 5322
   allows in the local part (``+`` tags are common). A token never contains ``@``, so the two
@@ -25,6 +27,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .._exceptions import PushRelayError
+from ..fcm.target import registration_token_problem
 
 __all__ = [
     "ENVIRONMENTS",
@@ -52,7 +55,6 @@ MAX_EMAIL_LENGTH: Final = 320
 
 _HEX_TOKEN = re.compile(r"[0-9a-f]{64,200}")
 _SIMULATOR_UDID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
-_FCM_TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _EMAIL = re.compile(
     rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{{2,}}"
@@ -145,9 +147,12 @@ def normalize_token(platform: str, token: str, *, simulator: bool = False) -> st
         return t
     if platform == "android":
         t = token.strip()
-        if not _FCM_TOKEN.fullmatch(t):
+        problem = registration_token_problem(t)
+        if problem is not None:
+            raise InvalidDeviceError(problem, field="token")
+        if len(t) > MAX_TOKEN_LENGTH:  # FCM allows longer in principle; the column does not
             raise InvalidDeviceError(
-                "an FCM registration token is at most 4096 printable ASCII characters without spaces",
+                f"an FCM registration token is stored in at most {MAX_TOKEN_LENGTH} characters, got {len(t)}",
                 field="token",
             )
         return t
