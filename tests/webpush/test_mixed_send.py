@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tokenshapes import fcm_token
+
 from pushrelay.config.model import ApnsSettings, AppConfig, Config
 from pushrelay.push.api import AsyncPushNotification
 from pushrelay.registry.devices import DeviceRegistry
@@ -16,7 +18,6 @@ from pushrelay.sandbox import ApnsSandbox
 from pushrelay.sandbox.fcm import FcmSandbox
 from pushrelay.sandbox.webpush import WebPushSandbox
 from pushrelay.webpush import generate_vapid_keys
-from tokenshapes import fcm_token
 
 TEAM, KEY_ID, BUNDLE = "TEAM123456", "ABC123DEFG", "com.sample.myappname"
 IPHONE = "a" * 64
