@@ -233,7 +233,9 @@ def console_routes(service: Service) -> APIRouter:
                 after = int(request.query_params["after"])
             except ValueError:
                 raise ApiError(400, "invalid_cursor", "after must be a device id", field="after") from None
-        result = await asyncio.to_thread(queries.search_devices, engine, app, q, after=after, limit=PAGE)
+        result = await asyncio.to_thread(
+            queries.search_devices, service.registry, app, q, after=after, limit=PAGE
+        )
         return page(request, "devices.html", session, app=app, q=q, result=result, nav="devices")
 
     async def device_page(request: Request, session: ConsoleSession) -> Response:

@@ -42,7 +42,14 @@ from .tokens import (
     validate_web_keys,
 )
 
-__all__ = ["DeviceInfo", "DeviceRecord", "DeviceRegistry", "Registration", "RegistrationStatus"]
+__all__ = [
+    "DeviceInfo",
+    "DevicePage",
+    "DeviceRecord",
+    "DeviceRegistry",
+    "Registration",
+    "RegistrationStatus",
+]
 
 RegistrationStatus = Literal["created", "updated", "unchanged"]
 
@@ -114,6 +121,15 @@ class DeviceRecord:
 
 
 _RECORD_FIELDS = dataclasses.fields(DeviceRecord)
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePage:
+    """One page of :meth:`DeviceRegistry.page`; ``next_after`` (the last id) asks for the next one,
+    None when this page is the last."""
+
+    items: list[DeviceRecord]
+    next_after: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,6 +425,34 @@ class DeviceRegistry:
             for row in rows:
                 yield DeviceRecord._from_row(row)
             last_id = rows[-1].id
+
+    def page(
+        self,
+        app: str,
+        *,
+        email: str | None = None,
+        token_prefix: str | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> DevicePage:
+        """One page of ``app``'s devices (active and retired) in id order, after the id ``after``:
+        keyset pagination on ``(app, id)``, so that a page deep into a million devices costs what
+        the first one does. ``email`` is matched case-insensitively through ``(app, email_norm)``;
+        ``token_prefix`` literally (``%`` and ``_`` are not wildcards). The HTTP API's
+        ``GET /v1/devices`` and the console's device search both read through here."""
+        stmt = (
+            sa.select(_TABLE)
+            .where(_COLUMNS.app == app, _COLUMNS.id > after)
+            .order_by(_COLUMNS.id)
+            .limit(limit + 1)  # one more tells whether a next page exists
+        )
+        if email is not None:
+            stmt = stmt.where(_COLUMNS.email_norm == normalize_email(email))
+        if token_prefix:
+            stmt = stmt.where(_COLUMNS.token.startswith(token_prefix, autoescape=True))
+        with self.db.session() as session:
+            rows = [DeviceRecord._from_row(r) for r in session.execute(stmt)]
+        return DevicePage(rows[:limit], rows[limit - 1].id if len(rows) > limit else None)
 
     def count(
         self, app: str, *, platforms: Collection[str] | None = None, include_retired: bool = False

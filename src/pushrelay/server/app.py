@@ -11,7 +11,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Query, Response
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
@@ -21,7 +20,6 @@ from pydantic import ValidationError
 from .. import __version__
 from ..console import install_console
 from ..registry import DeviceInfo, Registration
-from ..registry.models import Device
 from ..registry.tokens import InvalidDeviceError
 from .apikeys import ApiKey
 from .errors import ApiError, install_error_handlers
@@ -196,17 +194,8 @@ def create_app(service: Service) -> FastAPI:
     ) -> dict[str, Any]:
         require(key, "send", app_name)
         after = int_cursor(cursor)
-        # keyset pagination on the registry's (app, id) index
-        q = (
-            sa.select(Device)
-            .where(Device.app == app_name, Device.id > after)
-            .order_by(Device.id)
-            .limit(limit + 1)
-        )
-        if email:
-            q = q.where(Device.email_norm == email.strip().lower())
-        with service.db.session() as s:
-            rows = list(s.scalars(q))
+        # keyset pagination on the registry's (app, id) index, shared with the console's search
+        page = service.registry.page(app_name, email=email or None, after=after, limit=limit)
         items = [
             {
                 "id": d.id,
@@ -225,9 +214,9 @@ def create_app(service: Service) -> FastAPI:
                 "created_at": d.created_at.isoformat(),
                 "last_seen_at": d.last_seen_at.isoformat(),
             }
-            for d in rows[:limit]
+            for d in page.items
         ]
-        nxt = _cursor_encode(str(rows[limit - 1].id)) if len(rows) > limit else None
+        nxt = _cursor_encode(str(page.next_after)) if page.next_after is not None else None
         return {"items": items, "next_cursor": nxt}
 
     # -- notifications -------------------------------------------------------------------------
