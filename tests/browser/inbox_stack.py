@@ -95,7 +95,7 @@ def inbox_stack(directory: Path, *, poll_seconds: float = 0.2) -> Iterator[Inbox
     holder: list[InboxStack] = []
 
     async def main() -> None:
-        async with SandboxStack.serve(directory) as stack:
+        async with SandboxStack.serve(directory, lenient=True) as stack:
             inbox = Inbox.for_stack(stack, poll_seconds=poll_seconds)
             async with serve_inbox(inbox) as url:
                 holder.append(InboxStack(loop, stack, inbox, url))

@@ -88,6 +88,9 @@ async def test_an_inline_send_tells_the_webhook_of_a_retired_token(
         assert [d.token for d in result.deliveries if d.retired] == [dead]
         (retired,) = [e for e in receiver.events() if e["type"] == "token.retired"]
         assert retired["token"] == dead and retired["notification_id"] == result.notification_id
+        (completed,) = [e for e in receiver.events() if e["type"] == "notification.completed"]
+        assert completed["id"] == result.notification_id
+        assert completed["counts"] == {"total": 2, "delivered": 1, "token_dead": 1}
         headers, body, _status = receiver.posts[0]
         ts = int(headers[TIMESTAMP_HEADER.lower()])
         assert headers[SIGNATURE_HEADER.lower()] == sign("s3cret", ts, body)

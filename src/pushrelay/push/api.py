@@ -161,11 +161,13 @@ class AsyncPushNotification:
             ).table
         app = self.app
         hooks = None
-        if app.webhook_url:  # token.retired events, as the service would write them
+        outbox = self._outbox()
+        if app.webhook_url:  # token.retired and notification.completed, as the service writes them
             target = WebhookTarget(app.webhook_url, app.webhook_secret or "")
             hooks = WebhookDispatcher({app.name: target}, WebhookEventStore(registry.db.engine))
+            outbox.event_apps = frozenset(outbox.event_apps) | {app.name}
         return InlineWorker(
-            self._outbox(),
+            outbox,
             ProviderPool(dict(table)),
             RegistryAudience(registry, lambda _name: app),
             deferrals=builder_for(registry.db.engine).deferrals,

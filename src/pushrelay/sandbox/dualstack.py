@@ -27,7 +27,7 @@ import h11
 from .server import Connection, Delayed, Drop, GoAway, H2Server, Handler, Reply, Request, Reset, Response
 from .tls import CertificateAuthority, ServerMaterial, server_ssl_context
 
-__all__ = ["DualStackServer", "serve_in_thread"]
+__all__ = ["AlpnSelector", "DualStackServer", "Http1Protocol", "serve_in_thread"]
 
 log = logging.getLogger("pushrelay.sandbox")
 
@@ -50,7 +50,7 @@ class DualStackServer:
         self.ssl_context = context
         self.h2 = H2Server(context)
         self._listener: asyncio.Server | None = None
-        self._h1: set[_Http1Protocol] = set()
+        self._h1: set[Http1Protocol] = set()
         self._next_id = 0
 
     @property
@@ -62,7 +62,7 @@ class DualStackServer:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         loop = asyncio.get_running_loop()
-        self._listener = await loop.create_server(lambda: _Selector(self), host, port, ssl=self.ssl_context)
+        self._listener = await loop.create_server(self._select, host, port, ssl=self.ssl_context)
         return int(self._listener.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
@@ -80,21 +80,27 @@ class DualStackServer:
         self._next_id += 1
         return self._next_id
 
+    def _select(self) -> AlpnSelector:
+        return AlpnSelector(
+            lambda: Connection(self.h2, self._connection_id()),
+            lambda: Http1Protocol(self.h2, self._h1, self._connection_id()),
+        )
 
-class _Selector(asyncio.Protocol):
-    """Picks the protocol the TLS handshake agreed on, then forwards every callback to it."""
 
-    def __init__(self, server: DualStackServer) -> None:
-        self._server = server
+class AlpnSelector(asyncio.Protocol):
+    """Picks the protocol the TLS handshake agreed on (``h2`` or not), then forwards every callback to it."""
+
+    def __init__(
+        self, on_h2: Callable[[], asyncio.Protocol], on_http1: Callable[[], asyncio.Protocol]
+    ) -> None:
+        self._on_h2 = on_h2
+        self._on_http1 = on_http1
         self._inner: asyncio.Protocol | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         ssl_object = transport.get_extra_info("ssl_object")
         alpn = ssl_object.selected_alpn_protocol() if isinstance(ssl_object, ssl.SSLObject) else None
-        if alpn == "h2":
-            self._inner = Connection(self._server.h2, self._server._connection_id())
-        else:
-            self._inner = _Http1Protocol(self._server)
+        self._inner = self._on_h2() if alpn == "h2" else self._on_http1()
         self._inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
@@ -117,15 +123,27 @@ class _Selector(asyncio.Protocol):
             self._inner.connection_lost(exc)
 
 
-class _Http1Protocol(asyncio.Protocol):
-    """One HTTP/1.1 connection: requests in order, one at a time (no pipelining needed here)."""
+class Http1Protocol(asyncio.Protocol):
+    """One HTTP/1.1 connection: requests in order, one at a time (no pipelining needed here).
 
-    def __init__(self, server: DualStackServer) -> None:
-        self._server = server
+    Requests go to ``handle`` (default: the routes of ``h2``); the protocol adds itself to ``live`` while
+    connected, so that its server can close it.
+    """
+
+    def __init__(
+        self,
+        h2: H2Server,
+        live: set[Http1Protocol],
+        connection_id: int,
+        handle: Callable[[Request], Reply] | None = None,
+    ) -> None:
+        self._h2server = h2
+        self._live = live
+        self._route = handle if handle is not None else h2.handle
         self._h11 = h11.Connection(h11.SERVER)
         self._transport: asyncio.Transport | None = None
         # Handlers get a Connection object for ``request.connection.state``; it never speaks HTTP/2.
-        self._handle = Connection(server.h2, server._connection_id())
+        self._handle = Connection(h2, connection_id)
         self._method = ""
         self._path = ""
         self._headers: list[tuple[str, str]] = []
@@ -137,7 +155,7 @@ class _Http1Protocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
-        self._server._h1.add(self)
+        self._live.add(self)
 
     def data_received(self, data: bytes) -> None:
         self._h11.receive_data(data)
@@ -151,7 +169,7 @@ class _Http1Protocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._server._h1.discard(self)
+        self._live.discard(self)
 
     def close(self) -> None:
         if self._transport is not None and not self._transport.is_closing():
@@ -186,7 +204,7 @@ class _Http1Protocol(asyncio.Protocol):
                     self._handle, 0, self._method, self._path, self._headers, b"".join(self._chunks)
                 )
                 self._busy = True
-                self._apply(self._server.h2.handle(request))
+                self._apply(self._route(request))
             elif isinstance(event, h11.ConnectionClosed):
                 self.close()
                 return
