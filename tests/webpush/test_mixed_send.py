@@ -28,7 +28,7 @@ async def test_one_email_three_platforms(tmp_path: Path, sqlite_url: str) -> Non
     vapid = generate_vapid_keys()
     async with (
         ApnsSandbox(directory=tmp_path / "apns", lenient=True) as apns,
-        FcmSandbox() as fcm,
+        FcmSandbox(lenient=True) as fcm,
         WebPushSandbox() as web,
     ):
         apns.add_topic(BUNDLE, TEAM)

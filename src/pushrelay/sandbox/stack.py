@@ -154,7 +154,8 @@ class SandboxStack:
     ) -> AsyncIterator[SandboxStack]:
         """Run the three sandboxes on the current event loop (APNs, FCM, Web Push ``ports``).
 
-        ``lenient``: the APNs sandbox takes any well-formed token (default: only issued ones).
+        ``lenient``: the APNs sandbox takes any well-formed token (default: only issued ones), the FCM
+        one any token of FCM's characters (default: only FCM-shaped ones).
         """
         async with contextlib.AsyncExitStack() as stack:
             apns = ApnsSandbox(
@@ -165,7 +166,7 @@ class SandboxStack:
                 directory=directory,
                 lenient=lenient,
             )
-            fcm = FcmSandbox(host=host, port=ports[1], directory=directory / "fcm")
+            fcm = FcmSandbox(host=host, port=ports[1], directory=directory / "fcm", lenient=lenient)
             web = WebPushSandbox(host=host, port=ports[2], directory=directory / "webpush")
             for name, sandbox, port in (
                 ("APNs", apns, ports[0]),
@@ -187,10 +188,13 @@ class SandboxStack:
     ) -> Iterator[SandboxStack]:
         """The three sandboxes, each in its own background thread, for synchronous code and tests.
 
-        ``lenient``: the APNs sandbox takes any well-formed token (default: only issued ones).
+        ``lenient``: the APNs sandbox takes any well-formed token (default: only issued ones), the FCM
+        one any token of FCM's characters (default: only FCM-shaped ones).
         """
         with contextlib.ExitStack() as stack:
             apns = stack.enter_context(ApnsSandbox.running(host=host, directory=directory, lenient=lenient))
-            fcm = stack.enter_context(FcmSandbox.running(host=host, directory=directory / "fcm"))
+            fcm = stack.enter_context(
+                FcmSandbox.running(host=host, directory=directory / "fcm", lenient=lenient)
+            )
             web = stack.enter_context(WebPushSandbox.running(host=host, directory=directory / "webpush"))
             yield cls(apns, fcm, web, directory, **credentials)
