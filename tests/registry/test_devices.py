@@ -159,7 +159,7 @@ def test_page_walks_an_apps_devices_by_keyset(registry: DeviceRegistry) -> None:
 
 def test_page_by_token_prefix_is_literal(registry: DeviceRegistry) -> None:
     endpoint = "https://push.example.net/wp/" + "x_%" * 10
-    for i in (0x10, 0x11, 0x20, 0xAB):
+    for i in (0xAB, 0x20, 0x11, 0x10):  # ids in the reverse of token order: pages go by token
         registry.register("myapp", tok(i))
     android = "abc" + fcm_token("page")[3:]
     registry.register("myapp", android, platform="android")

@@ -26,7 +26,8 @@ from sqlalchemy.orm import Session
 
 from ..db import Database
 from . import bulk
-from .models import Device
+from .models import TOKEN_PREFIX_LENGTH, Device
+from .models import token_prefix as token_prefix_of
 from .tokens import (
     ENVIRONMENTS,
     PLATFORMS,
@@ -260,6 +261,18 @@ def _lookup_forms(token: str) -> set[str]:
     return forms
 
 
+def _prefix_range(prefix: str) -> list[sa.ColumnElement[bool]]:
+    """Conditions for "the token starts with ``prefix``" that the ``(app, token_prefix)`` index
+    answers as a range (LIKE could not use it: case-insensitive on SQLite, collation-bound on
+    PostgreSQL); the exact test follows for prefixes longer than the indexed part."""
+    key = token_prefix_of(_COLUMNS.token)
+    head = prefix[:TOKEN_PREFIX_LENGTH]
+    conditions = [key >= head, _COLUMNS.token.startswith(prefix, autoescape=True)]
+    if ord(head[-1]) < 0x10FFFF:  # the first string after every one that starts with head
+        conditions.append(key < head[:-1] + chr(ord(head[-1]) + 1))
+    return conditions
+
+
 def _rowcount(session: Session, stmt: sa.Executable) -> int:
     return cast(CursorResult[Any], session.execute(stmt)).rowcount
 
@@ -435,22 +448,29 @@ class DeviceRegistry:
         after: int = 0,
         limit: int = 100,
     ) -> DevicePage:
-        """One page of ``app``'s devices (active and retired) in id order, after the id ``after``:
-        keyset pagination on ``(app, id)``, so that a page deep into a million devices costs what
-        the first one does. ``email`` is matched case-insensitively through ``(app, email_norm)``;
-        ``token_prefix`` literally (``%`` and ``_`` are not wildcards). The HTTP API's
-        ``GET /v1/devices`` and the console's device search both read through here."""
-        stmt = (
-            sa.select(_TABLE)
-            .where(_COLUMNS.app == app, _COLUMNS.id > after)
-            .order_by(_COLUMNS.id)
-            .limit(limit + 1)  # one more tells whether a next page exists
-        )
+        """One page of ``app``'s devices (active and retired) after the device ``after``, with
+        keyset pagination so that a page deep into a million devices costs what the first one does.
+
+        Without ``token_prefix``: in id order on ``(app, id)``; ``email`` is matched
+        case-insensitively through ``(app, email_norm)``. With ``token_prefix`` (literal: ``%``
+        and ``_`` are not wildcards): in token order, a range on the ``(app, token_prefix)``
+        index, so that a prefix matching few of a million devices, or none, reads only those
+        (in id order the database would walk every device of the app looking for them). The
+        HTTP API's ``GET /v1/devices`` and the console's device search both read through here."""
+        stmt = sa.select(_TABLE).where(_COLUMNS.app == app).limit(limit + 1)  # +1: is there more?
         if email is not None:
             stmt = stmt.where(_COLUMNS.email_norm == normalize_email(email))
-        if token_prefix:
-            stmt = stmt.where(_COLUMNS.token.startswith(token_prefix, autoescape=True))
         with self.db.session() as session:
+            if token_prefix:
+                key = token_prefix_of(_COLUMNS.token)
+                stmt = stmt.where(*_prefix_range(token_prefix)).order_by(key, _COLUMNS.id)
+                if after:
+                    # the cursor is still a device id: continue after that device's (key, id)
+                    last = session.execute(sa.select(key).where(_COLUMNS.id == after)).scalar()
+                    if last is not None:
+                        stmt = stmt.where(sa.tuple_(key, _COLUMNS.id) > sa.tuple_(last, after))
+            else:
+                stmt = stmt.where(_COLUMNS.id > after).order_by(_COLUMNS.id)
             rows = [DeviceRecord._from_row(r) for r in session.execute(stmt)]
         return DevicePage(rows[:limit], rows[limit - 1].id if len(rows) > limit else None)
 
