@@ -235,3 +235,31 @@ def test_an_unreadable_row_fails_alone_in_the_claim(database_url: str) -> None:
         ]
     finally:
         db.dispose()
+
+
+async def test_a_chunk_given_up_after_an_error_is_not_renewed_and_is_sent_again(
+    database_url: str, sandbox: ApnsSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The heartbeat bug, delivery side: recording the chunk's answers fails (the database
+    hiccups); the loop gives the chunk up, so its leases must run out and the deliveries be sent
+    again (same apns-id), not be renewed for the 10 minutes a held chunk may last."""
+    async with _service(database_url, sandbox, tmp_path, lease=1.5) as service:
+        calls: list[int] = []
+        real = service.outbox.record
+
+        def fail_once(worker_id: str, results: Any, **kw: Any) -> Any:
+            calls.append(len(results))
+            if len(calls) == 1:
+                raise RuntimeError("the database went away")
+            return real(worker_id, results, **kw)
+
+        monkeypatch.setattr(service.outbox, "record", fail_once)
+        tok = _tok(30)
+        nid = _enqueue(service, Recipients(device_tokens=(tok,)))
+        found = await _final(service, [nid])
+        with service.db.engine.connect() as conn:
+            attempts = conn.execute(select(D.attempts)).scalar_one()
+    assert found[nid].counts == {"total": 1, "delivered": 1}
+    assert attempts == 2 and len(calls) == 2
+    ids = [r.apns_id for r in sandbox.received(tok)]
+    assert len(ids) == 2 and ids[0] == ids[1]  # a duplicate the device can recognise, not a loss
