@@ -42,7 +42,8 @@ class InboxStack:
         return self.run(call())
 
     def apns_token(self) -> str:
-        return secrets.token_hex(32)
+        """A token the (strict) APNs sandbox issued for the stack's app, as Apple would."""
+        return self.stack.apns.issue_token(self.stack.bundle_id)
 
     def fcm_token(self) -> str:
         # FCM registration tokens look like "<instance id>:APA91b<...>"
@@ -95,7 +96,7 @@ def inbox_stack(directory: Path, *, poll_seconds: float = 0.2) -> Iterator[Inbox
     holder: list[InboxStack] = []
 
     async def main() -> None:
-        async with SandboxStack.serve(directory, lenient=True) as stack:
+        async with SandboxStack.serve(directory) as stack:
             inbox = Inbox.for_stack(stack, poll_seconds=poll_seconds)
             async with serve_inbox(inbox) as url:
                 holder.append(InboxStack(loop, stack, inbox, url))

@@ -49,7 +49,7 @@ class Console:
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     work = tmp_path_factory.mktemp("console")
-    with SandboxStack.running(work / "sandbox", key_id="CONSOLE123", lenient=True) as stack:
+    with SandboxStack.running(work / "sandbox", key_id="CONSOLE123") as stack:
         config = work / "pushrelay.toml"
         db_url = f"sqlite:///{work / 'pushrelay.db'}"
         config.write_text(
@@ -88,7 +88,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
             c = Console(url, admin, restricted, sender, stack, db_url)
             browser_sub = stack.web.new_subscription(application_server_key=stack.vapid_public_key)
             devices = [
-                ("ios", secrets.token_hex(32), {"device_model": "iPhone15,2", "os": "iOS", "language": "fr"}),
+                ("ios", stack.apns.issue_token(stack.bundle_id), {"device_model": "iPhone15,2", "os": "iOS", "language": "fr"}),
                 ("android", f"{secrets.token_urlsafe(16)}:APA91b{secrets.token_urlsafe(100)}",
                  {"device_model": "Pixel 8", "os": "Android"}),
                 ("web", browser_sub["endpoint"], {"os": "Web", "web_p256dh": browser_sub["keys"]["p256dh"],
@@ -103,7 +103,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
                 other = {
                     "app": APP,
                     "platform": "ios",
-                    "token": secrets.token_hex(32),
+                    "token": stack.apns.issue_token(stack.bundle_id),
                     "email": "someone@example.com",
                 }
                 assert http.post("/v1/devices", json=other).status_code == 201

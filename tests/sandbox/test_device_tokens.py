@@ -203,3 +203,15 @@ async def test_control_api_names_the_bad_field(strict: ApnsSandbox, body: dict[s
     status, _, answer = await asyncio.to_thread(http1, strict, "POST", "/_sandbox/devices", body)
     assert status == 400
     assert field in answer["error"]
+
+
+async def test_issued_tokens_are_inbox_devices_before_anything_is_sent(strict: ApnsSandbox) -> None:
+    from pushrelay.sandbox.records import InboxLog
+
+    before = strict.issue_token(BUNDLE)
+    log = InboxLog()
+    strict.attach_inbox(log)  # the tokens issued so far, then every new one
+    after = strict.issue_token(OTHER_APP, "development")
+    devices = {d.device: d for d in log.devices()}
+    assert set(devices) == {before, after}
+    assert all(d.platform == "apns" and d.accepted == 0 and d.refused == 0 for d in devices.values())

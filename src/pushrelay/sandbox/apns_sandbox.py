@@ -484,8 +484,11 @@ class ApnsSandbox:
         self._call(self._service.received.clear)
 
     def attach_inbox(self, inbox: InboxLog | None) -> None:
-        """Report every answered request (accepted or refused) to ``inbox``, the inbox page's log."""
+        """Report every answered request (accepted or refused) to ``inbox``, the inbox page's log,
+        and every issued token as a device, before anything is sent to it."""
         self._call(setattr, self._service, "inbox", inbox)
+        if inbox is not None:
+            self.devices.watch(lambda device: inbox.add_device("apns", device.token))
 
     @property
     def stats(self) -> SandboxStats:

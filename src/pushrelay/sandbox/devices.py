@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .apns_rules import is_device_token, is_topic, split_topic
@@ -36,6 +37,7 @@ class DeviceRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._devices: dict[str, IssuedDevice] = {}
+        self._watchers: list[Callable[[IssuedDevice], None]] = []
 
     def issue(self, topic: str, environment: str, *, token: str | None = None) -> IssuedDevice:
         """A new token (64 hex digits) for ``topic`` in ``environment``.
@@ -56,7 +58,20 @@ class DeviceRegistry:
         )
         with self._lock:
             self._devices[device.token] = device
+            watchers = list(self._watchers)
+        for watcher in watchers:
+            watcher(device)
         return device
+
+    def watch(self, watcher: Callable[[IssuedDevice], None]) -> None:
+        """Call ``watcher`` with every token issued so far and every one issued from now on (the
+        inbox page lists a device from the moment it exists, not from its first notification).
+        It is called on the issuing thread: it must be quick and thread-safe."""
+        with self._lock:
+            self._watchers.append(watcher)
+            existing = list(self._devices.values())
+        for device in existing:
+            watcher(device)
 
     def get(self, token: str) -> IssuedDevice | None:
         return self._devices.get(token.lower())

@@ -34,6 +34,7 @@ log = logging.getLogger("pushrelay.sandbox")
 #: Request bodies above this are refused with 413 before the handler sees them (FCM and Web Push
 #: bodies are at most a few KiB).
 MAX_REQUEST_BODY = 1 << 20
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
 class DualStackServer:
@@ -88,7 +89,11 @@ class DualStackServer:
 
 
 class AlpnSelector(asyncio.Protocol):
-    """Picks the protocol the TLS handshake agreed on (``h2`` or not), then forwards every callback to it."""
+    """Picks the protocol the TLS handshake agreed on, then forwards every callback to it.
+
+    A client that offers no ALPN at all (aioapns, for one, speaks HTTP/2 with prior knowledge over
+    TLS, as Apple allows) is told apart by its first bytes: the HTTP/2 connection preface, or not.
+    """
 
     def __init__(
         self, on_h2: Callable[[], asyncio.Protocol], on_http1: Callable[[], asyncio.Protocol]
@@ -96,16 +101,34 @@ class AlpnSelector(asyncio.Protocol):
         self._on_h2 = on_h2
         self._on_http1 = on_http1
         self._inner: asyncio.Protocol | None = None
+        self._transport: asyncio.BaseTransport | None = None
+        self._early = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         ssl_object = transport.get_extra_info("ssl_object")
         alpn = ssl_object.selected_alpn_protocol() if isinstance(ssl_object, ssl.SSLObject) else None
-        self._inner = self._on_h2() if alpn == "h2" else self._on_http1()
-        self._inner.connection_made(transport)
+        if alpn is None:
+            self._transport = transport  # decided by the first bytes
+            return
+        self._start(self._on_h2() if alpn == "h2" else self._on_http1(), transport)
+
+    def _start(self, inner: asyncio.Protocol, transport: asyncio.BaseTransport) -> None:
+        self._inner = inner
+        inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        if self._inner is not None:
-            self._inner.data_received(data)
+        if self._inner is None:
+            if self._transport is None:
+                return
+            self._early += data
+            if len(self._early) < len(_H2_PREFACE) and _H2_PREFACE.startswith(self._early):
+                return  # not enough to tell yet
+            early, self._early = self._early, b""
+            inner = self._on_h2() if early.startswith(_H2_PREFACE) else self._on_http1()
+            self._start(inner, self._transport)
+            inner.data_received(early)
+            return
+        self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
         return self._inner.eof_received() if self._inner is not None else None
