@@ -56,7 +56,8 @@ def main() -> None:
         db = Database(url)
         sender = ApiKeyStore(db.engine).create(["send"], ["myapp"])[1]
         service = Serve(config, tmp / "service.log").start()
-        tokens = [f"{i:064x}" for i in range(1, args.devices + 1)]
+        # the sandbox is strict, as APNs: only tokens it issued for the app are accepted
+        tokens = [sb.issue_token(BUNDLE, token=f"{i:064x}") for i in range(1, args.devices + 1)]
         try:
             with httpx.Client(
                 base_url=service.url, headers={"Authorization": f"Bearer {sender}"}, timeout=60

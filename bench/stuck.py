@@ -57,6 +57,8 @@ def main() -> None:
             config, tmp / "service.log", {"PUSHRELAY_RATE_LIMIT": "100000", "PUSHRELAY_RATE_BURST": "100000"}
         )
         service.start()
+        # the sandbox is strict, as APNs: only tokens it issued for the app are accepted
+        pool = [sb.issue_token(BUNDLE, token=f"{i:064x}") for i in range(1, 3001)]
         answers: Counter[int] = Counter()
         lock = threading.Lock()
         counter = itertools.count(1)
@@ -68,7 +70,7 @@ def main() -> None:
             ) as c:
                 while time.monotonic() < end:
                     n = next(counter)
-                    tokens = [f"{(n * 3 + k) % 100_000 + 1:064x}" for k in range(1 + n % 3)]
+                    tokens = [pool[(n * 3 + k) % len(pool)] for k in range(1 + n % 3)]
                     body = {"app": "myapp", "notification": NOTE, "recipients": {"device_tokens": tokens}}
                     try:
                         status = c.post("/v1/notifications", json=body).status_code
