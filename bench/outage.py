@@ -63,7 +63,7 @@ def main() -> None:
 
     with (
         tempfile.TemporaryDirectory() as tmp_name,
-        ApnsSandbox.running(directory=Path(tmp_name) / "sb") as sb,
+        ApnsSandbox.running(directory=Path(tmp_name) / "sb", lenient=True) as sb,
     ):
         tmp = Path(tmp_name)
         sb.add_topic(BUNDLE, TEAM)

@@ -39,7 +39,7 @@ async def serve(directory: Path, with_inbox: bool) -> None:
     from pushrelay.sandbox.inbox import Inbox, serve_inbox
     from pushrelay.sandbox.records import InboxLog
 
-    async with ApnsSandbox(directory=directory) as sandbox:
+    async with ApnsSandbox(directory=directory, lenient=True) as sandbox:
         key_file = sandbox.create_key(TEAM)
         sandbox.add_topic(BUNDLE, TEAM)
         issue = getattr(sandbox, "issue_token", None)  # strict sandboxes hand out the device tokens

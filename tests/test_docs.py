@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-RUNNABLE = [("apns.md", 0), ("credentials.md", 3), ("fcm.md", 2), ("webpush.md", 1), ("sandbox.md", 2)]
+RUNNABLE = [
+    ("apns.md", 0),
+    ("credentials.md", 3),
+    ("fcm.md", 2),
+    ("webpush.md", 1),
+    ("sandbox.md", 2),
+    ("localization.md", 0),
+]
 
 
 def block(name: str, index: int) -> str:
@@ -36,3 +43,15 @@ def test_4d_http_calls_shown() -> None:
     for line in [fixture["setup"], fixture["notification"], *(c["call"] for c in fixture["requests"])]:
         assert line in doc, line
     assert json.dumps(fixture["requests"][0]["body"], ensure_ascii=False) in doc
+
+
+@pytest.mark.parametrize("name", ["localization.md", "local-time.md"])
+def test_example_prints_what_it_says(name: str, tmp_path: Path) -> None:
+    """The ``# ...`` lines of these examples are their output, checked."""
+    code = block(name, 0)
+    said = [line.strip()[2:] for line in code.splitlines() if line.strip().startswith("# ")]
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == said

@@ -85,6 +85,12 @@ class Metrics:
             "Results a worker could not record because its lease had gone to another worker",
             registry=r,
         )
+        self.expansions_failed = Counter(
+            "pushrelay_expansions_failed",
+            "Notifications whose recipients could not be expanded (failed alone, reason recorded)",
+            ["app"],
+            registry=r,
+        )
         self.completions_swept = Counter(
             "pushrelay_completions_swept",
             "Notifications left sending with every delivery final, completed by the sweeper",

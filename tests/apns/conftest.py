@@ -32,7 +32,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def sandbox(tmp_path: Path) -> AsyncIterator[ApnsSandbox]:
-    async with ApnsSandbox(directory=tmp_path / "sandbox") as sb:
+    async with ApnsSandbox(directory=tmp_path / "sandbox", lenient=True) as sb:
         sb.add_topic(BUNDLE, TEAM)
         yield sb
 

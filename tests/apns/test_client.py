@@ -149,7 +149,7 @@ async def test_invalid_token_and_notification_are_refused_locally(
 async def test_jwt_is_refreshed_after_45_minutes_and_shared(
     tmp_path: Path, key_file: Path, clock: FakeClock
 ) -> None:
-    async with ApnsSandbox(directory=tmp_path / "sb", clock=clock) as sb:
+    async with ApnsSandbox(directory=tmp_path / "sb", clock=clock, lenient=True) as sb:
         sb.add_topic(BUNDLE, TEAM)
         sb.create_key(TEAM, "KEYCLOCK01", tmp_path)
         auth = TokenAuth.from_file(tmp_path / "AuthKey_KEYCLOCK01.p8", team_id=TEAM, clock=clock)
@@ -168,7 +168,7 @@ async def test_expired_provider_token_mints_once_drops_the_connection_and_the_ne
     tmp_path: Path, clock: FakeClock
 ) -> None:
     sandbox_clock = FakeClock(clock.now)
-    async with ApnsSandbox(directory=tmp_path / "sb", clock=sandbox_clock) as sb:
+    async with ApnsSandbox(directory=tmp_path / "sb", clock=sandbox_clock, lenient=True) as sb:
         sb.add_topic(BUNDLE, TEAM)
         sb.create_key(TEAM, "KEYEXPIRE1", tmp_path)
         auth = TokenAuth.from_file(tmp_path / "AuthKey_KEYEXPIRE1.p8", team_id=TEAM, clock=clock)
@@ -312,7 +312,7 @@ async def test_async_iterable_input_and_many_notifications(
 
 
 def test_sync_client(tmp_path: Path) -> None:
-    with ApnsSandbox.running(directory=tmp_path / "sb") as sb:
+    with ApnsSandbox.running(directory=tmp_path / "sb", lenient=True) as sb:
         sb.add_topic(BUNDLE, TEAM)
         key = sb.create_key(TEAM, "SYNCKEY001", tmp_path)
         auth = TokenAuth.from_file(key, team_id=TEAM)

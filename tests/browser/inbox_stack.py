@@ -42,7 +42,8 @@ class InboxStack:
         return self.run(call())
 
     def apns_token(self) -> str:
-        return secrets.token_hex(32)
+        """A token the (strict) APNs sandbox issued for the stack's app, as Apple would."""
+        return self.stack.apns.issue_token(self.stack.bundle_id)
 
     def fcm_token(self) -> str:
         # FCM registration tokens look like "<instance id>:APA91b<...>"

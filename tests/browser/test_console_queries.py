@@ -50,22 +50,22 @@ def test_console_reads(database_url: str) -> None:
         engine = db.engine
 
         # e-mail: exact, case-insensitive, one app only
-        page = queries.search_devices(engine, "a", "TEST@4d.com ")
+        page = queries.search_devices(reg, "a", "TEST@4d.com ")
         assert [d.token for d in page.items] == TOKENS[:2] and page.next_after is None
         # token prefix; LIKE wildcards are literal
-        assert [d.token for d in queries.search_devices(engine, "a", "ab12").items] == [TOKENS[1]]
-        assert queries.search_devices(engine, "a", "a%").items == []
-        assert queries.search_devices(engine, "a", "_b").items == []
+        assert [d.token for d in queries.search_devices(reg, "a", "ab12").items] == [TOKENS[1]]
+        assert queries.search_devices(reg, "a", "a%").items == []
+        assert queries.search_devices(reg, "a", "_b").items == []
         # keyset pages of one device walk the app's devices once each
         seen, after = [], 0
         while True:
-            p = queries.search_devices(engine, "a", "", after=after, limit=1)
+            p = queries.search_devices(reg, "a", "", after=after, limit=1)
             seen += [d.token for d in p.items]
             if p.next_after is None:
                 break
             after = p.next_after
         assert seen == TOKENS
-        first = queries.search_devices(engine, "a", "").items[0]
+        first = queries.search_devices(reg, "a", "").items[0]
         found = queries.device_by_id(engine, first.id)
         assert found is not None and found.token == TOKENS[0]
         assert queries.device_by_id(engine, 10**9) is None

@@ -70,6 +70,13 @@ def test_ios_banner_shows_every_field(sandboxes: InboxStack, page: Any) -> None:
     assert "200 delivered" in entry(page, "apns").locator(".entry-meta").inner_text()
 
 
+def test_issued_tokens_are_listed_before_anything_is_sent(sandboxes: InboxStack, page: Any) -> None:
+    token = sandboxes.apns_token()  # issued by the strict APNs sandbox, nothing sent to it yet
+    page.goto(sandboxes.url)
+    device = page.locator(f'#devices a[title="{token}"]')
+    assert "iOS (APNs)" in device.inner_text() and "0 received" in device.inner_text()
+
+
 def test_raw_payload_and_headers_one_click_away(sandboxes: InboxStack, page: Any) -> None:
     token = sandboxes.apns_token()
     assert sandboxes.send_apns(Notification(title="raw", body="look inside"), token).ok

@@ -19,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tokenshapes import fcm_token
 
 from pushrelay import Notification
 from pushrelay.fcm import FcmSettings
 from pushrelay.webpush import WebPushSettings
+
+PHONE = fcm_token("a-phone")  # the FCM sandbox refuses tokens FCM never issues
 
 
 @dataclass
@@ -101,9 +104,9 @@ def test_sandbox_serves_fcm_and_web_push_with_working_configuration(tmp_path: Pa
         )
         assert browser["endpoint"].startswith(web_url + "/wp/")
         control(fcm_url, fcm_ca, "POST", "script", target="gone-phone", behaviour="unregistered")
-        asyncio.run(send_both(app, config, "a-phone", browser))
+        asyncio.run(send_both(app, config, PHONE, browser))
 
-        (android,) = control(fcm_url, fcm_ca, "GET", "received?target=a-phone")["received"]
+        (android,) = control(fcm_url, fcm_ca, "GET", f"received?target={PHONE}")["received"]
         assert android["message"]["data"]["title"] == "hello"
         (pushed,) = control(web_url, web_ca, "GET", "received")["received"]
         assert pushed["payload"]["notification"] == {"title": "hello", "body": "from the sandbox"}
@@ -120,7 +123,7 @@ def test_sandbox_serves_fcm_and_web_push_with_working_configuration(tmp_path: Pa
         assert app2["webpush"]["vapid_private_key_file"] == app["webpush"]["vapid_private_key_file"]
         web_url2 = "https://" + app2["webpush"]["allowed_hosts"][0]
         browser2 = control(web_url2, app2["webpush"]["ca_file"], "POST", "subscriptions")
-        asyncio.run(send_both(app2, config, "a-phone", browser2))  # the old key file still signs
+        asyncio.run(send_both(app2, config, PHONE, browser2))  # the old key file still signs
 
 
 def test_control_api_errors_name_the_problem(tmp_path: Path) -> None:

@@ -53,7 +53,7 @@ def test_errors_name_the_key_and_file(
 
 
 async def test_settings_build_a_working_client(tmp_path: Path) -> None:
-    async with FcmSandbox() as sb:
+    async with FcmSandbox(lenient=True) as sb:
         key = sb.create_service_account(tmp_path, project_id="from-file")
         settings = FcmSettings.from_mapping(
             {
@@ -83,7 +83,7 @@ def test_quota_backoff_defaults_to_a_minute_and_can_be_lowered(tmp_path: Path) -
 
 
 async def test_the_client_honours_the_quota_backoff_setting(tmp_path: Path) -> None:
-    async with FcmSandbox() as sb:
+    async with FcmSandbox(lenient=True) as sb:
         key = sb.create_service_account(tmp_path, project_id="p")
         table = {"service_account_file": str(key), "base_url": sb.url, "ca_file": str(sb.ca_file)}
         settings = FcmSettings.from_mapping({**table, "quota_backoff": 2})

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from tokenshapes import fcm_token
 
 from pushrelay.cli import cli
 from pushrelay.config import config_from_dict, load_config
 from pushrelay.fourd.importer import import_mobile_apps
 from pushrelay.registry import DeviceRegistry
-from tokenshapes import fcm_token
 
 from .mobileapps import BUNDLE, TEAM, android_app_folder, ios_app_folder, session, write_session
 

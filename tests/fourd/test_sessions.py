@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from tokenshapes import fcm_token
 
 from pushrelay.fourd import FourDFolderError, find_app_folders, read_app_folder
 from pushrelay.fourd.sessions import (
@@ -15,7 +16,6 @@ from pushrelay.fourd.sessions import (
     parse_session,
     read_session,
 )
-from tokenshapes import fcm_token
 
 from .mobileapps import BUNDLE, TEAM, android_app_folder, ios_app_folder, session, write_session
 

@@ -61,6 +61,8 @@ def test_tags_are_normalised_and_checked() -> None:
 def sandbox(tmp_path: Path) -> Iterator[ApnsSandbox]:
     with ApnsSandbox.running(directory=tmp_path / "sandbox") as sb:
         sb.add_topic(BUNDLE, TEAM)
+        for n in (1, 2, 3):  # the strict sandbox knows only the tokens it issued
+            sb.issue_token(BUNDLE, token=tok(n))
         yield sb
 
 

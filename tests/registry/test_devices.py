@@ -7,9 +7,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from tokenshapes import fcm_token
 
 from pushrelay.registry import DeviceInfo, DeviceRegistry, InvalidDeviceError
-from tokenshapes import fcm_token
+
+_P256DH = base64.urlsafe_b64encode(b"\x04" + b"k" * 64).decode().rstrip("=")
+_AUTH = base64.urlsafe_b64encode(b"a" * 16).decode().rstrip("=")
 
 
 def tok(n: int) -> str:
@@ -127,6 +130,52 @@ def test_stream_pages_through_every_active_device(registry: DeviceRegistry) -> N
     assert len(list(registry.stream("myapp", include_retired=True))) == 26
     assert registry.count("myapp") == 25 and registry.count("myapp", platforms=["android"]) == 1
     assert registry.apps() == {"myapp": 25, "other": 1}
+
+
+def test_page_walks_an_apps_devices_by_keyset(registry: DeviceRegistry) -> None:
+    for i in range(10):  # one by one: ids in this order (register_many does not promise an order)
+        registry.register("myapp", tok(i), email=f"u{i % 3}@4d.com")
+    registry.register("other", tok(1), email="u1@4d.com")
+    registry.retire("myapp", tok(4), "410 Unregistered")
+    seen: list[str] = []
+    after = 0
+    while True:
+        page = registry.page("myapp", after=after, limit=3)
+        seen += [d.token for d in page.items]
+        if page.next_after is None:
+            break
+        assert page.next_after == page.items[-1].id
+        after = page.next_after
+    assert seen == [tok(i) for i in range(10)]  # retired ones too, other apps never
+    # the last full page says there is no next one
+    assert registry.page("myapp", limit=10).next_after is None
+    assert registry.page("myapp", limit=9).next_after is not None
+    # e-mail: case-insensitive and trimmed, within the app
+    by_email = registry.page("myapp", email=" U1@4D.com ")
+    assert [d.token for d in by_email.items] == [tok(1), tok(4), tok(7)]
+    assert not by_email.items[1].active and by_email.items[1].retired_reason == "410 Unregistered"
+    assert registry.page("myapp", email="nobody@4d.com").items == []
+
+
+def test_page_by_token_prefix_is_literal(registry: DeviceRegistry) -> None:
+    endpoint = "https://push.example.net/wp/" + "x_%" * 10
+    for i in (0xAB, 0x20, 0x11, 0x10):  # ids in the reverse of token order: pages go by token
+        registry.register("myapp", tok(i))
+    android = "abc" + fcm_token("page")[3:]
+    registry.register("myapp", android, platform="android")
+    registry.register("myapp", endpoint, platform="web", web_p256dh=_P256DH, web_auth=_AUTH)
+    assert [d.token for d in registry.page("myapp", token_prefix=tok(0x10)[:63]).items] == [
+        tok(0x10), tok(0x11)
+    ]  # fmt: skip
+    assert [d.token for d in registry.page("myapp", token_prefix="ab").items] == [android]
+    assert registry.page("myapp", token_prefix="a%").items == []
+    assert registry.page("myapp", token_prefix="_b").items == []
+    assert [d.token for d in registry.page("myapp", token_prefix=endpoint[:40]).items] == [endpoint]
+    # keyset through the matches
+    first = registry.page("myapp", token_prefix="0" * 62, limit=1)
+    assert [d.token for d in first.items] == [tok(0x10)] and first.next_after is not None
+    rest = registry.page("myapp", token_prefix="0" * 62, after=first.next_after, limit=5)
+    assert [d.token for d in rest.items] == [tok(0x11), tok(0x20), tok(0xAB)] and rest.next_after is None
 
 
 def test_retire_and_reactivate(registry: DeviceRegistry) -> None:

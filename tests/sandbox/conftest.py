@@ -61,7 +61,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def sandbox(clock: FakeClock, tmp_path: Path) -> AsyncIterator[ApnsSandbox]:
-    async with ApnsSandbox(clock=clock, directory=tmp_path / "sandbox") as sb:
+    async with ApnsSandbox(clock=clock, directory=tmp_path / "sandbox", lenient=True) as sb:
         sb.create_key(TEAM, KEY_ID, tmp_path)
         sb.add_topic(BUNDLE, TEAM)
         yield sb

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from tokenshapes import fcm_token
 
 from pushrelay.config import Config, config_from_dict
 from pushrelay.fourd.messages import messages
@@ -16,7 +17,6 @@ from pushrelay.outcome import DeliveryResult, Outcome
 from pushrelay.queue.interface import ExpansionJob, Recipients
 from pushrelay.registry import DeviceRegistry
 from pushrelay.worker.registry_audience import RegistryAudience
-from tokenshapes import fcm_token
 
 
 def tok(n: int) -> str:

@@ -4,7 +4,14 @@ large for a push is refused at accept."""
 
 from __future__ import annotations
 
-from .conftest import Stack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pushrelay.registry import DeviceRegistry
+
+from .conftest import TEAM, Stack, wait_until
+from .test_fourd_live import _live_config, ios_app_folder, session, write_session
 
 FR, FR_4D, MX, ES, DE, NONE = ("a1" * 32, "a2" * 32, "b1" * 32, "b2" * 32, "c1" * 32, "c2" * 32)
 LANGS = {FR: "fr", FR_4D: "fr_FR", MX: "es-MX", ES: "es-ES", DE: "de", NONE: None}
@@ -100,3 +107,46 @@ def test_each_device_gets_its_language(stack: Stack) -> None:
             )
             assert r.status_code == 422, r.text
             assert r.json()["error"]["field"] == field, r.text
+
+
+def test_a_4d_session_gives_language_and_time_zone(stack: Stack, tmp_path: Path) -> None:
+    """A device known only from its 4D session file gets its texts in the session's language, at
+    09:00 in the session's time zone."""
+    folder = ios_app_folder(tmp_path / "MobileApps")
+    stack.sandbox.create_key(TEAM, "ABC123DEFG", folder)
+    mexican = session("ana@4d.com", MX)
+    mexican["language"] = {"id": "es_MX", "code": "es", "region": "MX"}
+    mexican["device"]["timeZone"] = "America/Mexico_City"
+    write_session(folder, "S-ANA", mexican)
+    write_session(folder, "S-LUC", session("luc@4d.com", FR))  # fr_FR, no zone
+    _live_config(stack, folder)
+    stack.service.start()
+    registry = DeviceRegistry(stack.db_url)
+    try:
+        wait_until(lambda: registry.get("myapp", MX) is not None and registry.get("myapp", FR) is not None,
+                   20, "the sessions")  # fmt: skip
+        assert registry.get("myapp", MX).time_zone == "America/Mexico_City"  # type: ignore[union-attr]
+    finally:
+        registry.close()
+    with stack.client(stack.sender) as snd:
+        body = {"app": "myapp", "notification": NOTE, "recipients": ["ana@4d.com", "luc@4d.com"]}
+        r = snd.post("/v1/notifications", params={"wait": 20}, json=body)
+        assert r.status_code == 200, r.text
+        assert stack.sandbox.received(MX)[-1].payload["aps"]["alert"]["title"] == "Nuevo pedido"
+        assert stack.sandbox.received(FR)[-1].payload["aps"]["alert"]["title"] == "Nouvelle commande"
+
+        r = snd.post("/v1/notifications", json={**body, "deliver_at_local": "09:00"})
+        nid = r.json()["id"]
+        wait_until(
+            lambda: len(snd.get(f"/v1/notifications/{nid}/deliveries").json()["items"]) == 2, 20, "expansion"
+        )
+        items = {d["token"]: d for d in snd.get(f"/v1/notifications/{nid}/deliveries").json()["items"]}
+    now = datetime.now(UTC)
+    for tok, zone in ((MX, ZoneInfo("America/Mexico_City")), (FR, UTC)):
+        local = now.astimezone(zone)
+        nine = local.replace(hour=9, minute=0, second=0, microsecond=0)
+        if nine < local.replace(second=0, microsecond=0):
+            nine += timedelta(days=1)
+        due = items[tok]["scheduled_for"]
+        expected = nine.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert due == expected or (due is None and nine <= now + timedelta(minutes=1)), (tok, due, expected)

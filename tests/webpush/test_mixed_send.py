@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tokenshapes import fcm_token
+
 from pushrelay.config.model import ApnsSettings, AppConfig, Config
 from pushrelay.push.api import AsyncPushNotification
 from pushrelay.registry.devices import DeviceRegistry
@@ -16,7 +18,6 @@ from pushrelay.sandbox import ApnsSandbox
 from pushrelay.sandbox.fcm import FcmSandbox
 from pushrelay.sandbox.webpush import WebPushSandbox
 from pushrelay.webpush import generate_vapid_keys
-from tokenshapes import fcm_token
 
 TEAM, KEY_ID, BUNDLE = "TEAM123456", "ABC123DEFG", "com.sample.myappname"
 IPHONE = "a" * 64
@@ -26,8 +27,8 @@ ANDROID = fcm_token("android-phone")
 async def test_one_email_three_platforms(tmp_path: Path, sqlite_url: str) -> None:
     vapid = generate_vapid_keys()
     async with (
-        ApnsSandbox(directory=tmp_path / "apns") as apns,
-        FcmSandbox() as fcm,
+        ApnsSandbox(directory=tmp_path / "apns", lenient=True) as apns,
+        FcmSandbox(lenient=True) as fcm,
         WebPushSandbox() as web,
     ):
         apns.add_topic(BUNDLE, TEAM)

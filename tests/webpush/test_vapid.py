@@ -146,7 +146,8 @@ async def test_sandbox_checks_the_headers(
     assert fragment in response.json()["error"]
 
 
-async def test_sandbox_refuses_a_body_for_other_keys(wp_sandbox: WebPushSandbox) -> None:
+async def test_sandbox_accepts_then_drops_a_body_for_other_keys(wp_sandbox: WebPushSandbox) -> None:
+    """Push services cannot read the body: they answer 201, and the browser drops what does not decrypt."""
     vapid = VapidKey.generate(subject=SUBJECT)
     sub, other = wp_sandbox.new_subscription(), wp_sandbox.new_subscription()
     body = encrypt(b"secret", WebSubscription.from_dict(other))
@@ -161,4 +162,25 @@ async def test_sandbox_refuses_a_body_for_other_keys(wp_sandbox: WebPushSandbox)
                 "authorization": vapid.authorization(wp_sandbox.url),
             },
         )
-    assert response.status_code == 400 and "does not decrypt" in response.json()["error"]
+        listed = await client.get(f"{wp_sandbox.url}/_sandbox/undecryptable?endpoint={sub['endpoint']}")
+    assert response.status_code == 201 and response.headers["location"]
+    assert wp_sandbox.received(sub) == [] and wp_sandbox.received(other) == []
+    (dropped,) = wp_sandbox.undecryptable(sub)
+    assert "does not decrypt" in dropped.reason and dropped.size == len(body)
+    assert listed.json()["undecryptable"] == [dropped.to_json()]
+    assert wp_sandbox.undecryptable(other) == []
+
+
+async def test_sandbox_accepts_an_empty_push(wp_sandbox: WebPushSandbox) -> None:
+    """RFC 8030 §5: a push message may have no body (no Content-Encoding then)."""
+    vapid = VapidKey.generate(subject=SUBJECT)
+    sub = wp_sandbox.new_subscription()
+    context = ssl.create_default_context(cafile=wp_sandbox.ca_file)
+    async with httpx.AsyncClient(verify=context) as client:
+        response = await client.post(
+            str(sub["endpoint"]), headers={"ttl": "60", "authorization": vapid.authorization(wp_sandbox.url)}
+        )
+    assert response.status_code == 201
+    (pushed,) = wp_sandbox.received(sub)
+    assert pushed.payload == b"" and pushed.ttl == 60
+    assert wp_sandbox.undecryptable() == []

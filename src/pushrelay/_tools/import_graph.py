@@ -41,6 +41,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
             {
                 "notification",
                 "localization",
+                "local_time",
                 "outcome",
                 "_exceptions",
                 "backoff",

@@ -52,8 +52,8 @@ def _devices(stack: SandboxStack) -> list[DemoDevice]:
     # FCM registration tokens look like "<instance id>:APA91b<...>"
     android = f"{secrets.token_urlsafe(16)}:APA91b{secrets.token_urlsafe(100)}"
     return [
-        DemoDevice("iPhone15,2", "ios", secrets.token_hex(32), {"device_model": "iPhone15,2", "os": "iOS", "os_version": "18.1"}),
-        DemoDevice("iPad13,4", "ios", secrets.token_hex(32), {"device_model": "iPad13,4", "os": "iPadOS", "os_version": "18.1"}),
+        DemoDevice("iPhone15,2", "ios", stack.apns.issue_token(stack.bundle_id), {"device_model": "iPhone15,2", "os": "iOS", "os_version": "18.1"}),
+        DemoDevice("iPad13,4", "ios", stack.apns.issue_token(stack.bundle_id), {"device_model": "iPad13,4", "os": "iPadOS", "os_version": "18.1"}),
         DemoDevice("Pixel 8", "android", android, {"device_model": "Pixel 8", "os": "Android", "os_version": "15"}),
         DemoDevice(
             "Browser", "web", browser["endpoint"],

@@ -36,7 +36,8 @@ def devices() -> None:
     default=None,
     help="APNs environment of an iOS token (default: the app's).",
 )
-@click.option("--language", default=None)
+@click.option("--language", default=None, help="e.g. fr, es-MX: picks the notification's localization.")
+@click.option("--time-zone", default=None, help="IANA zone, e.g. Europe/Paris: for local-time delivery.")
 @click.option("--app-version", default=None)
 @click.option("--os", "os_name", default=None, help="iOS, iPadOS, Android, or a browser name.")
 @click.option("--os-version", default=None)
@@ -54,6 +55,7 @@ def add(
     email: str | None,
     environment: str | None,
     language: str | None,
+    time_zone: str | None,
     app_version: str | None,
     os_name: str | None,
     os_version: str | None,
@@ -75,6 +77,7 @@ def add(
             email=email,
             environment=environment,
             language=language,
+            time_zone=time_zone,
             app_version=app_version,
             os=os_name,
             os_version=os_version,

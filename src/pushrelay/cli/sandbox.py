@@ -75,6 +75,7 @@ async def _serve(
     bundle_id: str,
     max_concurrent_streams: int,
     inbox_port: int | None,
+    lenient: bool,
 ) -> None:
     serving = SandboxStack.serve(
         directory,
@@ -86,6 +87,7 @@ async def _serve(
         key_id=key_id,
         existing_key=existing,
         bundle_id=bundle_id,
+        lenient=lenient,
     )
     # entered by hand so that only the errors of starting become one-line messages
     try:
@@ -133,6 +135,14 @@ def _banner(stack: SandboxStack, app: str, inbox_url: str | None) -> None:
     click.echo(f"  signing key    : {stack.key_file}   (team {stack.team_id}, key id {stack.key_id})")
     click.echo(f"  topic          : {stack.bundle_id}")
     click.echo(f"  control API    : {apns.url}/_sandbox/stats   (see docs/sandbox.md)")
+    if apns.lenient:
+        click.echo("  device tokens  : lenient: any 64+ hex digits, any topic, any environment")
+    else:
+        click.echo("  device tokens  : issued by the sandbox, bound to the topic and the environment:")
+        click.echo(
+            f'    curl --cacert {apns.ca_file} -d \'{{"topic": "{stack.bundle_id}", '
+            f'"environment": "{apns.environment}"}}\' {apns.url}/_sandbox/devices'
+        )
     click.echo(f"pushrelay FCM sandbox listening on {fcm.url}   (OAuth token endpoint {fcm.token_uri})")
     click.echo(f"  CA certificate : {fcm.ca_file}")
     click.echo(f"  service account: {stack.service_account_file}   (project {stack.project_id})")
@@ -222,6 +232,12 @@ def _ports(port: int, fcm_port: int | None, webpush_port: int | None) -> tuple[i
     help="Port of the inbox web page on 127.0.0.1 [default: --port + 3].",
 )
 @click.option("--no-inbox", is_flag=True, help="Do not serve the inbox web page.")
+@click.option(
+    "--lenient",
+    is_flag=True,
+    help="APNs: accept any well-formed device token on any topic (default: only tokens issued by "
+    "POST /_sandbox/devices, for their app and environment, as Apple does).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log every rejected request and scripted answer.")
 def sandbox(
     host: str,
@@ -236,6 +252,7 @@ def sandbox(
     webpush_port: int | None,
     inbox_port: int | None,
     no_inbox: bool,
+    lenient: bool,
     verbose: bool,
 ) -> None:
     """Run local APNs, FCM (with its OAuth endpoint) and Web Push sandboxes over HTTPS.
@@ -274,6 +291,7 @@ def sandbox(
                 bundle_id=bundle_id,
                 max_concurrent_streams=max_concurrent_streams,
                 inbox_port=inbox_port,
+                lenient=lenient,
             )
         )
     except KeyboardInterrupt:  # only where signal handlers are unavailable

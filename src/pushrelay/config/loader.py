@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 from .._exceptions import ConfigurationError
 from ..db import DEFAULT_DATABASE_URL, normalize_url
 from ..fourd.folder import FourDFolderError, read_app_folder
+from ..local_time import QuietHours, parse_local_time
 from .model import ApnsSettings, AppConfig, Config, DatabaseSettings, ServiceConfig
 
 __all__ = [
@@ -199,6 +200,22 @@ def _passthrough(value: Any, key: str, src: _Source) -> Mapping[str, Any]:
     return MappingProxyType(dict(_table(value, key, src)))
 
 
+def _quiet_hours(value: Any, key: str, src: _Source) -> QuietHours:
+    table = _table(value, key, src)
+    for name in table:
+        if name not in ("start", "end"):
+            raise src.error(f"{key}.{name}", 'is not a known setting; expected start and end, e.g. "22:00"')
+    times = {}
+    for name in ("start", "end"):
+        if name not in table:
+            raise src.error(f"{key}.{name}", 'is required (a local time such as "22:00")')
+        try:
+            times[name] = parse_local_time(table[name], f"{key}.{name}")
+        except ValueError:
+            raise src.error(f"{key}.{name}", f"must be a local time HH:MM, got {table[name]!r}") from None
+    return QuietHours(times["start"], times["end"])
+
+
 Reader = Callable[[Any, str, _Source], Any]
 
 _APNS_KEYS: dict[str, Reader] = {
@@ -218,6 +235,7 @@ _APP_KEYS: dict[str, Reader] = {
     "registered_tokens_only": _bool,
     "webhook_url": _http_url,
     "webhook_secret": _text,
+    "quiet_hours": _quiet_hours,
     "apns": _table,
     "fcm": _passthrough,
     "webpush": _passthrough,

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._exceptions import ConfigurationError, CredentialsError
+from ..local_time import QuietHours
 
 if TYPE_CHECKING:
     from ..apns import CertificateAuth, TokenAuth
@@ -104,6 +105,9 @@ class AppConfig:
     webhook_url: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)
     fourd_folder: Path | None = None
+    quiet_hours: QuietHours | None = None
+    """``quiet_hours = {start = "22:00", end = "08:00"}``: non-urgent notifications accepted by the
+    service wait, per device, until they end in the device's zone."""
     base_dir: Path = field(default_factory=Path.cwd)
     """Folder that relative paths in this app's settings are resolved against."""
 

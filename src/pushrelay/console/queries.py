@@ -4,7 +4,6 @@ that a page stays fast with a million devices: nothing here loads a whole table.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -12,10 +11,10 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from ..queue.models import DeliveryRow, NotificationRow, utcnow
+from ..registry.devices import DevicePage, DeviceRegistry
 from ..registry.models import Device
 
 __all__ = [
-    "DevicePage",
     "delivery_rates",
     "device_by_id",
     "device_deliveries",
@@ -30,25 +29,16 @@ OPEN = ("pending", "in_flight", "paused")
 RECENT_NOTIFICATIONS = 200
 
 
-@dataclass(frozen=True, slots=True)
-class DevicePage:
-    items: list[Device]
-    next_after: int | None
-
-
-def search_devices(engine: Engine, app: str, query: str, *, after: int = 0, limit: int = 50) -> DevicePage:
-    """Devices of ``app`` by id (keyset): an e-mail (anything with an ``@``) is matched exactly and
-    case-insensitively through ``(app, email_norm)``; anything else is a token prefix."""
-    q = select(Device).where(Device.app == app, Device.id > after).order_by(Device.id).limit(limit + 1)
+def search_devices(
+    registry: DeviceRegistry, app: str, query: str, *, after: int = 0, limit: int = 50
+) -> DevicePage:
+    """The console's device search, through the registry's keyset :meth:`~DeviceRegistry.page`:
+    anything with an ``@`` is an e-mail address (exact, case-insensitive), anything else a token
+    prefix; an empty query lists the app's devices."""
     query = query.strip()
     if "@" in query:
-        q = q.where(Device.email_norm == query.lower())
-    elif query:
-        q = q.where(Device.token.startswith(query, autoescape=True))
-    with Session(engine) as s:
-        rows = list(s.scalars(q))
-    nxt = rows[limit - 1].id if len(rows) > limit else None
-    return DevicePage(rows[:limit], nxt)
+        return registry.page(app, email=query, after=after, limit=limit)
+    return registry.page(app, token_prefix=query or None, after=after, limit=limit)
 
 
 def device_by_id(engine: Engine, device_id: int) -> Device | None:

@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime
+from datetime import time as wall_time
 from typing import Any, TypeVar
 
 from .._exceptions import NotificationError
@@ -44,6 +45,8 @@ from ..providers.payload_check import check_payloads
 from ..queue.interface import NotificationStatus
 from ..queue.sql import SqlOutbox
 from ..registry.devices import DeviceRegistry
+from ..webhooks.dispatcher import WebhookDispatcher, WebhookTarget
+from ..webhooks.store import WebhookEventStore
 from ..worker.inline import InlineWorker, open_count
 from ..worker.registry_audience import RegistryAudience
 from .apps import resolve_app
@@ -157,11 +160,18 @@ class AsyncPushNotification:
                 {self.app.name: self.app}, builder, registry.subscription_keys, apns_connections=1
             ).table
         app = self.app
+        hooks = None
+        outbox = self._outbox()
+        if app.webhook_url:  # token.retired and notification.completed, as the service writes them
+            target = WebhookTarget(app.webhook_url, app.webhook_secret or "")
+            hooks = WebhookDispatcher({app.name: target}, WebhookEventStore(registry.db.engine))
+            outbox.event_apps = frozenset(outbox.event_apps) | {app.name}
         return InlineWorker(
-            self._outbox(),
+            outbox,
             ProviderPool(dict(table)),
             RegistryAudience(registry, lambda _name: app),
             deferrals=builder_for(registry.db.engine).deferrals,
+            webhooks=hooks,
         )
 
     # -- the 4D API -----------------------------------------------------------------------------
@@ -221,13 +231,19 @@ class AsyncPushNotification:
         send_at: datetime | None = None,
         expires_at: datetime | None = None,
         idempotency_key: str | None = None,
+        deliver_at_local: str | wall_time | None = None,
+        urgent: bool | None = None,
     ) -> str:
         """Commit the notification to the outbox and return its id; the workers of ``pushrelay
-        serve`` (or ``pushrelay worker``) deliver it. Recipients as for :meth:`send`."""
+        serve`` (or ``pushrelay worker``) deliver it. Recipients as for :meth:`send`.
+        ``deliver_at_local="09:00"``: each device at 09:00 in its own time zone; ``urgent``: not
+        held by the app's quiet hours (default: for time-sensitive and critical interruptions)."""
         if recipients is None:
             raise NotificationError(messages.NO_RECIPIENT_GIVEN, field="recipients")
         parsed = parse_recipients(recipients)
-        return await self._enqueue(notification, parsed, send_at, expires_at, idempotency_key)
+        return await self._enqueue(
+            notification, parsed, send_at, expires_at, idempotency_key, deliver_at_local, urgent
+        )
 
     async def enqueue_all(
         self,
@@ -236,9 +252,13 @@ class AsyncPushNotification:
         send_at: datetime | None = None,
         expires_at: datetime | None = None,
         idempotency_key: str | None = None,
+        deliver_at_local: str | wall_time | None = None,
+        urgent: bool | None = None,
     ) -> str:
         """:meth:`enqueue` to every active device of the app (on the targets)."""
-        return await self._enqueue(notification, None, send_at, expires_at, idempotency_key)
+        return await self._enqueue(
+            notification, None, send_at, expires_at, idempotency_key, deliver_at_local, urgent
+        )
 
     async def _enqueue(
         self,
@@ -247,6 +267,8 @@ class AsyncPushNotification:
         send_at: datetime | None,
         expires_at: datetime | None,
         idempotency_key: str | None,
+        deliver_at_local: str | wall_time | None = None,
+        urgent: bool | None = None,
     ) -> str:
         request = build_request(
             self.app,
@@ -257,6 +279,8 @@ class AsyncPushNotification:
             send_at=send_at,
             expires_at=expires_at,
             idempotency_key=idempotency_key,
+            deliver_at_local=deliver_at_local,
+            urgent=urgent,
         )
         return (await asyncio.to_thread(self._outbox().enqueue, request)).id
 
@@ -460,6 +484,8 @@ class PushNotification:
         send_at: datetime | None = None,
         expires_at: datetime | None = None,
         idempotency_key: str | None = None,
+        deliver_at_local: str | wall_time | None = None,
+        urgent: bool | None = None,
     ) -> str:
         return _run(
             self._async.enqueue(
@@ -468,6 +494,8 @@ class PushNotification:
                 send_at=send_at,
                 expires_at=expires_at,
                 idempotency_key=idempotency_key,
+                deliver_at_local=deliver_at_local,
+                urgent=urgent,
             )
         )
 
@@ -478,10 +506,17 @@ class PushNotification:
         send_at: datetime | None = None,
         expires_at: datetime | None = None,
         idempotency_key: str | None = None,
+        deliver_at_local: str | wall_time | None = None,
+        urgent: bool | None = None,
     ) -> str:
         return _run(
             self._async.enqueue_all(
-                notification, send_at=send_at, expires_at=expires_at, idempotency_key=idempotency_key
+                notification,
+                send_at=send_at,
+                expires_at=expires_at,
+                idempotency_key=idempotency_key,
+                deliver_at_local=deliver_at_local,
+                urgent=urgent,
             )
         )
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Collection, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy import Engine
@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 from .._exceptions import ConfigurationError, NotificationError
 from ..config.model import AppConfig, Config
 from ..fourd.recipients import Recipients
+from ..local_time import is_urgent, parse_local_time
 from ..notification import Notification
 from ..outcome import Outcome
 from ..queue.interface import NotificationRequest, NotificationStatus
@@ -74,6 +75,8 @@ def build_request(
     send_at: datetime | None = None,
     expires_at: datetime | None = None,
     idempotency_key: str | None = None,
+    deliver_at_local: str | time | None = None,
+    urgent: bool | None = None,
 ) -> NotificationRequest:
     """The outbox request for ``enqueue`` (``recipients=None``: every device of the app)."""
     if config.apps.get(app.name) != app:
@@ -97,6 +100,9 @@ def build_request(
         raise NotificationError(
             "idempotency_key must be a text of 1 to 200 characters", field="idempotency_key"
         )
+    local = _local_time(deliver_at_local)
+    if urgent is not None and not isinstance(urgent, bool):
+        raise NotificationError(f"urgent must be true or false, got {urgent!r}", field="urgent")
     who = (
         OutboxRecipients(all=True)
         if recipients is None
@@ -110,6 +116,8 @@ def build_request(
         expires_at=expires_at_utc,
         targets=() if set(targets) == set(PLATFORMS) else targets,
         idempotency_key=idempotency_key,
+        deliver_at_local=local,
+        urgent=is_urgent(urgent, notification.interruption_level),
     )
 
 
@@ -135,7 +143,27 @@ def inline_request(
         recipients=who,
         targets=() if set(targets) == set(PLATFORMS) else targets,
         surface=surface,
+        # the call waits for the outcomes: the app's quiet hours hold what the service accepts only
+        urgent=True,
     )
+
+
+def _local_time(value: str | time | None) -> str | None:
+    """``"09:00"`` or ``time(9, 0)`` as the outbox keeps it (``"HH:MM"``)."""
+    if value is None:
+        return None
+    if isinstance(value, time):
+        if value.second or value.microsecond or value.tzinfo is not None:
+            raise NotificationError(
+                "deliver_at_local is a wall-clock time to the minute, without zone (the device's is used)",
+                field="deliver_at_local",
+            )
+        return f"{value:%H:%M}"
+    try:
+        parse_local_time(value, "deliver_at_local")
+    except ValueError as exc:
+        raise NotificationError(str(exc), field="deliver_at_local") from None
+    return str(value)
 
 
 def _aware(value: Any) -> datetime | None:

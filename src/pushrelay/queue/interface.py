@@ -20,7 +20,7 @@ fit behind the same :class:`Outbox` protocol. The contract in short:
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -77,6 +77,8 @@ class NotificationRequest:
     idempotency_key: str | None = None
     api_key_id: str | None = None
     surface: str = "api"  # where it came from: "api", "cli" (pushrelay send), "library" (PushNotification)
+    deliver_at_local: str | None = None  # "HH:MM": each device at that time in its own zone
+    urgent: bool = False  # not held by the app's quiet hours
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +105,8 @@ class ExpansionJob:
     recipients: Recipients
     targets: tuple[str, ...]
     cursor: str | None  # resume point of a crashed expansion of ``all``
+    deliver_at_local: str | None = None
+    urgent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +128,15 @@ class Recorded:
 
     completed: list[str] = field(default_factory=list)
     lost: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Overdue:
+    """Deliveries of ``app`` due for a while and not claimed: ``count``, the oldest due time."""
+
+    app: str
+    count: int
+    oldest_due: datetime  # naive UTC, like the table
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +167,8 @@ class NotificationStatus:
     recipients: dict[str, Any] = field(default_factory=dict)
     idempotency_key: str | None = None
     surface: str = "api"
+    deliver_at_local: str | None = None
+    urgent: bool = False
 
     @property
     def success(self) -> bool:
@@ -184,17 +199,21 @@ class Outbox(Protocol):
         cursor: str | None,
         worker_id: str,
         lease: float,
+        schedule: Mapping[str, datetime] | None = None,
     ) -> int: ...
 
     def expand_many(
         self,
         worker_id: str,
         jobs: Sequence[tuple[str, Sequence[DeviceRef], list[str], list[str]]],
+        schedules: Mapping[str, Mapping[str, datetime]] | None = None,
     ) -> list[str]: ...
 
     def finish_expansion(
         self, notification_id: str, *, warnings: list[str], errors: list[str]
     ) -> list[str]: ...
+
+    def fail_expansion(self, notification_id: str, worker_id: str, reason: str) -> list[str]: ...
 
     def claim(
         self, worker_id: str, *, limit: int, lease: float, notification_id: str | None = None
@@ -216,7 +235,15 @@ class Outbox(Protocol):
 
     def release(self, worker_id: str) -> int: ...
 
-    def heartbeat(self, worker_id: str, *, lease: float, hold: float | None = None) -> int: ...
+    def heartbeat(
+        self,
+        worker_id: str,
+        *,
+        lease: float,
+        hold: float | None = None,
+        deliveries: Collection[int] | None = None,
+        expansions: Collection[str] | None = None,
+    ) -> int: ...
 
     def forget_worker(self, worker_id: str) -> None: ...
 
@@ -227,6 +254,8 @@ class Outbox(Protocol):
     def sweep(self) -> list[str]: ...
 
     def complete_stragglers(self, limit: int = 500) -> list[str]: ...
+
+    def overdue(self, older_than: float) -> list[Overdue]: ...
 
     def pause(
         self, app: str, reason: str, *, platform: str | None, by: str, fingerprint: str | None

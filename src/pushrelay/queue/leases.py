@@ -17,13 +17,14 @@ their new owner and says how many there were.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import timedelta
 
 from sqlalchemy import delete, func, select, update
 
 from .interface import DeliveryState, NotificationState
 from .models import WorkerRow, utcnow
-from .sql_base import D, N, SqlBase
+from .sql_base import _IN_CHUNK, D, N, SqlBase
 
 __all__ = ["OutboxLeases"]
 
@@ -31,27 +32,53 @@ W = WorkerRow
 
 
 class OutboxLeases(SqlBase):
-    def heartbeat(self, worker_id: str, *, lease: float, hold: float | None = None) -> int:
-        """Say ``worker_id`` is alive and push the deadline of every lease it holds to ``lease``
+    def heartbeat(
+        self,
+        worker_id: str,
+        *,
+        lease: float,
+        hold: float | None = None,
+        deliveries: Collection[int] | None = None,
+        expansions: Collection[str] | None = None,
+    ) -> int:
+        """Say ``worker_id`` is alive and push the deadline of the leases it holds to ``lease``
         seconds from now (only those claimed less than ``hold`` seconds ago, when given). Returns
-        the number of deliveries renewed."""
+        the number of deliveries renewed.
+
+        ``deliveries`` and ``expansions`` name the work the worker is still doing (None: all it
+        holds). A worker passes them so that what one of its loops gave up on after an error is
+        not renewed: that lease runs out and the work goes back to the queue (or it was failed)."""
         now = utcnow()
         until = now + timedelta(seconds=lease)
         renew = [D.lease_owner == worker_id, D.state == DeliveryState.IN_FLIGHT.value]
         if hold is not None:
             renew.append(D.updated_at > now - timedelta(seconds=hold))  # updated_at: claimed at
+        expanding = [N.lease_owner == worker_id, N.state == NotificationState.EXPANDING.value]
+        renewed = 0
         with self._tx() as conn:
             conn.execute(
                 self._insert(W.__table__)
                 .values(id=worker_id[:64], started_at=now, heartbeat_at=now)
                 .on_conflict_do_update(index_elements=["id"], set_={"heartbeat_at": now})
             )
-            renewed = conn.execute(update(D).where(*renew).values(next_attempt_at=until)).rowcount
-            conn.execute(
-                update(N)
-                .where(N.lease_owner == worker_id, N.state == NotificationState.EXPANDING.value)
-                .values(due_at=until)
-            )
+            if deliveries is None:
+                renewed = conn.execute(update(D).where(*renew).values(next_attempt_at=until)).rowcount
+            else:
+                ids = sorted(deliveries)
+                for i in range(0, len(ids), _IN_CHUNK):
+                    renewed += conn.execute(
+                        update(D)
+                        .where(D.id.in_(ids[i : i + _IN_CHUNK]), *renew)
+                        .values(next_attempt_at=until)
+                    ).rowcount
+            if expansions is None:
+                conn.execute(update(N).where(*expanding).values(due_at=until))
+            elif expansions:
+                nids = sorted(expansions)
+                for i in range(0, len(nids), _IN_CHUNK):
+                    conn.execute(
+                        update(N).where(N.id.in_(nids[i : i + _IN_CHUNK]), *expanding).values(due_at=until)
+                    )
         return int(renewed or 0)
 
     def forget_worker(self, worker_id: str) -> None:

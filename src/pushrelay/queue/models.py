@@ -8,12 +8,14 @@ comparisons (``next_attempt_at <= now``) work unchanged on both; :func:`utcnow` 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import os
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -22,6 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 from ..db import Base
 from ..providers.models import ProviderTokenRow  # moved there; kept importable from here
@@ -39,8 +42,30 @@ __all__ = [
 _BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
 
 
+_CLOCK_FILE = os.environ.get("PUSHRELAY_CLOCK_OFFSET_FILE") or None
+_clock_cache: tuple[float, float] = (-1.0, 0.0)  # (file mtime, offset in seconds)
+
+
+def _offset() -> float:
+    """Seconds the outbox's clock runs ahead, read from ``PUSHRELAY_CLOCK_OFFSET_FILE`` when set:
+    the tests of local-time delivery move a running service to 09:00 in Tokyo without waiting for
+    it. Unset (always, in production) it costs nothing. Provider clocks (JWTs) are never moved."""
+    global _clock_cache
+    if _CLOCK_FILE is None:
+        return 0.0
+    try:
+        mtime = os.stat(_CLOCK_FILE).st_mtime_ns / 1e9
+        if mtime != _clock_cache[0]:
+            with open(_CLOCK_FILE, encoding="ascii") as fh:
+                _clock_cache = (mtime, float(fh.read().strip() or 0))
+    except (OSError, ValueError):
+        return _clock_cache[1]
+    return _clock_cache[1]
+
+
 def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    return now + timedelta(seconds=_offset()) if _CLOCK_FILE is not None else now
 
 
 class NotificationRow(Base):
@@ -69,6 +94,9 @@ class NotificationRow(Base):
     api_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # where the send came from: "api" (POST /v1/notifications), "cli" (pushrelay send), "library"
     surface: Mapped[str] = mapped_column(String(16), default="api", server_default="api")
+    # local-time delivery (0007): "HH:MM" in each device's zone; urgent ignores the quiet hours
+    deliver_at_local: Mapped[str | None] = mapped_column(String(5), nullable=True)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (
         UniqueConstraint("app", "idempotency_key", name="uq_outbox_notifications_idempotency"),
@@ -107,6 +135,8 @@ class DeliveryRow(Base):
     token_invalid_since: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime())
     updated_at: Mapped[datetime] = mapped_column(DateTime())
+    # held until then: the device's local time asked for, or the end of its app's quiet hours (0007)
+    scheduled_for: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
 
     __table_args__ = (
         UniqueConstraint("notification_id", "token", name="uq_outbox_deliveries_notification_token"),

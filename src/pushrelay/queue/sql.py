@@ -29,6 +29,7 @@ from .interface import (
     NotificationRequest,
     NotificationState,
     NotificationStatus,
+    Overdue,
     Recorded,
 )
 from .leases import OutboxLeases
@@ -73,7 +74,7 @@ _RECORD_ONE = (
 
 def request_hash(req: NotificationRequest) -> str:
     """Fingerprint of what was asked, to tell a replay of an idempotent request from a conflict."""
-    doc = {
+    doc: dict[str, Any] = {
         "app": req.app,
         "notification": req.notification,
         "recipients": req.recipients.to_json(),
@@ -81,6 +82,9 @@ def request_hash(req: NotificationRequest) -> str:
         "expires_at": req.expires_at.isoformat() if req.expires_at else None,
         "targets": sorted(req.targets),
     }
+    if req.deliver_at_local is not None or req.urgent:  # absent before 0007: older hashes still match
+        doc["deliver_at_local"] = req.deliver_at_local
+        doc["urgent"] = req.urgent
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -164,6 +168,8 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses, OutboxLeases):
             "request_hash": digest,
             "api_key_id": request.api_key_id,
             "surface": request.surface,
+            "deliver_at_local": request.deliver_at_local,
+            "urgent": request.urgent,
         }
 
     @staticmethod
@@ -467,3 +473,23 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses, OutboxLeases):
                 ).scalars()
             )
             return self._complete(conn, ids)
+
+    def overdue(self, older_than: float) -> list[Overdue]:
+        """Per app, the open deliveries due more than ``older_than`` seconds ago and still not
+        claimed (``pending``) or whose lease ran out that long ago (``in_flight``), apps that are
+        paused left out: a healthy worker claims what is due within a poll."""
+        now = utcnow()
+        late = now - timedelta(seconds=older_than)
+        query = (
+            select(D.app, func.count(), func.min(D.next_attempt_at))
+            .where(
+                D.state.in_(_CLAIMABLE),
+                D.next_attempt_at <= late,
+                D.expires_at > now,
+                D.app.not_in(select(AppPauseRow.app)),
+            )
+            .group_by(D.app)
+            .order_by(D.app)
+        )
+        with self.engine.connect() as conn:
+            return [Overdue(app, int(n), oldest) for app, n, oldest in conn.execute(query)]

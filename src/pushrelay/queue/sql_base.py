@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from typing import Any
@@ -47,6 +47,8 @@ _UNNEST_TYPES = {
     "attempts": "integer",
     "created_at": "timestamp",
     "updated_at": "timestamp",
+    "scheduled_for": "timestamp",
+    "reason": "varchar",
 }
 _PG_INSERT = text(
     # built from the constant table above only: no outside text reaches this statement
@@ -92,6 +94,8 @@ def status_from_row(row: Any, counts: dict[str, int]) -> NotificationStatus:
         recipients=dict(row.recipients or {}),
         idempotency_key=row.idempotency_key,
         surface=row.surface,
+        deliver_at_local=row.deliver_at_local,
+        urgent=bool(row.urgent),
     )
 
 
@@ -141,11 +145,25 @@ class SqlBase:
         devices: Sequence[DeviceRef],
         *,
         paused: bool,
+        schedule: Mapping[str, datetime] | None = None,
     ) -> list[dict[str, Any]]:
         """One row per device. Each gets its ``apns_id`` now, once, so that every attempt, before
-        and after a crash, carries the same one."""
+        and after a crash, carries the same one. A delivery in ``schedule`` waits until its time
+        (``next_attempt_at``, which is what claims look at); one whose time is past the expiry
+        waits for the expiry instead, and ends ``expired`` saying why."""
         now = utcnow()
         state = (DeliveryState.PAUSED if paused else DeliveryState.PENDING).value
+        schedule = schedule or {}
+
+        def timing(token: str) -> tuple[datetime, datetime | None, str | None]:
+            when = schedule.get(token)
+            if when is None:
+                return now, None, None
+            if when >= expires_at:
+                late = f"scheduled for {when.isoformat(timespec='minutes')}Z, after the notification's expiry"
+                return expires_at, when, late
+            return when, when, None
+
         return [
             {
                 "notification_id": notification_id,
@@ -156,13 +174,16 @@ class SqlBase:
                 "email": email,
                 "apns_id": str(uuid.uuid4()),
                 "state": state,
-                "next_attempt_at": now,
+                "next_attempt_at": next_at,
                 "expires_at": expires_at,
                 "attempts": 0,
                 "created_at": now,
                 "updated_at": now,
+                "scheduled_for": scheduled,
+                "reason": reason,
             }
             for platform, token, environment, email in devices
+            for next_at, scheduled, reason in [timing(token)]
         ]
 
     def _insert_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> int:

@@ -8,11 +8,12 @@ resumes where it stopped instead of starting over or skipping devices.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, bindparam, select, update
 
+from .errors import describe_error
 from .interface import DeviceRef, ExpansionJob, NotificationState, Recipients
 from .models import utcnow
 from .sql_base import N, SqlBase, lease_rows
@@ -53,15 +54,53 @@ class OutboxExpansion(SqlBase):
                 "lease_owner": worker_id,
                 "due_at": now + timedelta(seconds=lease),
             },
-            returning=[N.id, N.app, N.recipients, N.targets, N.cursor],
+            returning=[N.id, N.app, N.recipients, N.targets, N.cursor, N.deliver_at_local, N.urgent],
             skip_locked=self._pg,
         )
         with self._tx() as conn:
             rows = conn.execute(stmt).all()
-        return [
-            ExpansionJob(r.id, r.app, Recipients.from_json(r.recipients), tuple(r.targets or ()), r.cursor)
-            for r in rows
-        ]
+        jobs: list[ExpansionJob] = []
+        for r in rows:
+            try:
+                recipients = Recipients.from_json(r.recipients)
+                jobs.append(
+                    ExpansionJob(
+                        r.id,
+                        r.app,
+                        recipients,
+                        tuple(r.targets or ()),
+                        r.cursor,
+                        r.deliver_at_local,
+                        bool(r.urgent),
+                    )
+                )
+            except Exception as exc:  # a row no expansion can read: it fails alone, the claim goes on
+                self.fail_expansion(r.id, worker_id, f"unreadable recipients: {describe_error(exc)}")
+        return jobs
+
+    def fail_expansion(self, notification_id: str, worker_id: str, reason: str) -> list[str]:
+        """End the expansion of ``notification_id`` (leased by ``worker_id``) that raised: the
+        notification keeps the deliveries already written, if any, gets ``reason`` among its
+        errors and is ``sending``, so it completes like any other (at once without deliveries).
+        Nothing else is touched: one bad notification must not hold up the ones claimed with it.
+        Returns ``[id]`` when that completes it; ``[]`` when the lease is no longer ours."""
+        with self._tx() as conn:
+            row = conn.execute(
+                select(N.errors).where(
+                    N.id == notification_id,
+                    N.lease_owner == worker_id,
+                    N.state == NotificationState.EXPANDING.value,
+                )
+            ).first()
+            if row is None:
+                return []
+            errors = [*(row.errors or []), f"expansion failed: {reason}"[:500]]
+            conn.execute(
+                update(N)
+                .where(N.id == notification_id, N.lease_owner == worker_id)
+                .values(state=NotificationState.SENDING.value, lease_owner=None, errors=errors)
+            )
+            return self._complete(conn, [notification_id])
 
     def add_deliveries(
         self,
@@ -71,6 +110,7 @@ class OutboxExpansion(SqlBase):
         cursor: str | None,
         worker_id: str,
         lease: float,
+        schedule: Mapping[str, datetime] | None = None,
     ) -> int:
         """Insert deliveries and move the cursor, in one transaction, while we still hold the
         expansion lease. Returns -1 when the lease was lost (cancelled or taken over): the caller
@@ -93,13 +133,17 @@ class OutboxExpansion(SqlBase):
                 return 0
             paused = row.app in self._paused(conn)
             return self._insert_rows(
-                conn, self._delivery_rows(notification_id, row.app, row.expires_at, devices, paused=paused)
+                conn,
+                self._delivery_rows(
+                    notification_id, row.app, row.expires_at, devices, paused=paused, schedule=schedule
+                ),
             )
 
     def expand_many(
         self,
         worker_id: str,
         jobs: Sequence[tuple[str, Sequence[DeviceRef], list[str], list[str]]],
+        schedules: Mapping[str, Mapping[str, datetime]] | None = None,
     ) -> list[str]:
         """Resolve several small notifications at once: ``(id, devices, warnings, errors)`` each.
 
@@ -124,7 +168,12 @@ class OutboxExpansion(SqlBase):
                 for nid, devices, _w, _e in jobs
                 if (meta := mine.get(nid)) is not None
                 for row in self._delivery_rows(
-                    nid, meta.app, meta.expires_at, devices, paused=meta.app in paused
+                    nid,
+                    meta.app,
+                    meta.expires_at,
+                    devices,
+                    paused=meta.app in paused,
+                    schedule=(schedules or {}).get(nid),
                 )
             ]
             self._insert_rows(conn, rows)

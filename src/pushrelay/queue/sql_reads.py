@@ -87,6 +87,7 @@ class OutboxReads(SqlBase):
                 if r.state == "pending" or r.outcome == "expired"
                 else None,
                 "token_invalid_since": r.token_invalid_since,
+                "scheduled_for": r.scheduled_for,
                 "updated_at": r.updated_at,
                 "_id": r.id,
             }

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
@@ -25,7 +25,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..db import Database
-from .models import Device
+from . import bulk
+from .models import TOKEN_PREFIX_LENGTH, Device
+from .models import token_prefix as token_prefix_of
 from .tokens import (
     ENVIRONMENTS,
     PLATFORMS,
@@ -41,7 +43,14 @@ from .tokens import (
     validate_web_keys,
 )
 
-__all__ = ["DeviceInfo", "DeviceRecord", "DeviceRegistry", "Registration", "RegistrationStatus"]
+__all__ = [
+    "DeviceInfo",
+    "DevicePage",
+    "DeviceRecord",
+    "DeviceRegistry",
+    "Registration",
+    "RegistrationStatus",
+]
 
 RegistrationStatus = Literal["created", "updated", "unchanged"]
 
@@ -105,8 +114,23 @@ class DeviceRecord:
 
     @classmethod
     def _from_row(cls, row: Row[Any]) -> DeviceRecord:
-        m = row._mapping
-        return cls(**{f.name: m[f.name] for f in dataclasses.fields(cls)})
+        return cls._from_mapping(row._mapping)
+
+    @classmethod
+    def _from_mapping(cls, m: Mapping[Any, Any]) -> DeviceRecord:
+        return cls(**{f.name: m[f.name] for f in _RECORD_FIELDS})
+
+
+_RECORD_FIELDS = dataclasses.fields(DeviceRecord)
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePage:
+    """One page of :meth:`DeviceRegistry.page`; ``next_after`` (the last id) asks for the next one,
+    None when this page is the last."""
+
+    items: list[DeviceRecord]
+    next_after: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +261,18 @@ def _lookup_forms(token: str) -> set[str]:
     return forms
 
 
+def _prefix_range(prefix: str) -> list[sa.ColumnElement[bool]]:
+    """Conditions for "the token starts with ``prefix``" that the ``(app, token_prefix)`` index
+    answers as a range (LIKE could not use it: case-insensitive on SQLite, collation-bound on
+    PostgreSQL); the exact test follows for prefixes longer than the indexed part."""
+    key = token_prefix_of(_COLUMNS.token)
+    head = prefix[:TOKEN_PREFIX_LENGTH]
+    conditions = [key >= head, _COLUMNS.token.startswith(prefix, autoescape=True)]
+    if ord(head[-1]) < 0x10FFFF:  # the first string after every one that starts with head
+        conditions.append(key < head[:-1] + chr(ord(head[-1]) + 1))
+    return conditions
+
+
 def _rowcount(session: Session, stmt: sa.Executable) -> int:
     return cast(CursorResult[Any], session.execute(stmt)).rowcount
 
@@ -254,6 +290,7 @@ class DeviceRegistry:
     def __init__(self, database: Database | str) -> None:
         self._owned = not isinstance(database, Database)
         self.db = Database(database) if isinstance(database, str) else database
+        self._statistics_checked = False
 
     def close(self) -> None:
         if self._owned:
@@ -276,102 +313,55 @@ class DeviceRegistry:
         return self.register_many([DeviceInfo(app=app, token=token, **fields)])[0]
 
     def register_many(self, infos: Iterable[DeviceInfo], *, chunk_size: int = IN_CHUNK) -> list[Registration]:
-        """Register many devices, a chunk per transaction; results in input order.
+        """Register many devices, a chunk per transaction and a few statements per chunk
+        (:mod:`.bulk`); results in input order.
 
         Every item is validated before its chunk touches the database: an invalid one raises
         :class:`InvalidDeviceError` and leaves the chunk unwritten.
         """
         results: list[Registration] = []
         for chunk in _chunks(infos, chunk_size):
-            valid = [info.validated() for info in chunk]
-            for attempt in range(3):
-                try:
-                    results.extend(self._register_chunk(valid))
-                    break
-                except IntegrityError:
-                    # Another process inserted one of these tokens between our SELECT and INSERT:
-                    # run the chunk again, the row now exists and is updated instead.
-                    if attempt == 2:
-                        raise
+            results.extend(self._register_valid([info.validated() for info in chunk]))
         return results
 
-    def _register_chunk(self, infos: Sequence[DeviceInfo]) -> list[Registration]:
-        now = _now()
-        with self.db.session() as session:
-            rows = self._rows_for_keys(
-                session, {(i.app, token_hash(i.token)) for i in infos}, for_update=True
-            )
-            done: list[tuple[Device, RegistrationStatus, bool]] = []
-            for info in infos:
-                key = (info.app, token_hash(info.token))
-                seen_at = info.seen_at or now
-                row = rows.get(key)
-                if row is None:
-                    row = rows[key] = self._new_device(info, key[1], seen_at)
-                    session.add(row)
-                    done.append((row, "created", False))
-                else:
-                    # also covers the same token twice in one chunk: the second refreshes the first
-                    status, reactivated = self._refresh(row, info, seen_at)
-                    done.append((row, status, reactivated))
-            session.flush()  # assigns the ids of new rows (batched INSERTs)
-            return [Registration(self._record(row), status, react) for row, status, react in done]
+    def register_each(
+        self, infos: Iterable[DeviceInfo], *, chunk_size: int = IN_CHUNK
+    ) -> list[Registration | InvalidDeviceError]:
+        """:meth:`register_many` where an invalid item does not stop the others: its place in the
+        results holds its :class:`InvalidDeviceError` (what a batch endpoint answers per item)."""
+        results: list[Registration | InvalidDeviceError] = []
+        for chunk in _chunks(infos, chunk_size):
+            checked: list[DeviceInfo | InvalidDeviceError] = []
+            for info in chunk:
+                try:
+                    checked.append(info.validated())
+                except InvalidDeviceError as exc:
+                    checked.append(exc)
+            done = iter(self._register_valid([c for c in checked if isinstance(c, DeviceInfo)]))
+            results.extend(c if isinstance(c, InvalidDeviceError) else next(done) for c in checked)
+        return results
 
-    @staticmethod
-    def _rows_for_keys(
-        session: Session, keys: set[tuple[str, str]], *, for_update: bool
-    ) -> dict[tuple[str, str], Device]:
-        found: dict[tuple[str, str], Device] = {}
-        by_app: dict[str, list[str]] = {}
-        for app, digest in keys:
-            by_app.setdefault(app, []).append(digest)
-        for app, digests in by_app.items():
-            for part in _chunks(digests, IN_CHUNK):
-                stmt = sa.select(Device).where(Device.app == app, Device.token_hash.in_(part))
-                if for_update:
-                    stmt = stmt.with_for_update()
-                for device in session.scalars(stmt):
-                    found[(device.app, device.token_hash)] = device
-        return found
-
-    @staticmethod
-    def _new_device(info: DeviceInfo, digest: str, seen_at: datetime) -> Device:
-        return Device(
-            app=info.app,
-            token=info.token,
-            token_hash=digest,
-            created_at=seen_at,
-            last_seen_at=seen_at,
-            active=True,
-            **info._values(),
-        )
-
-    @staticmethod
-    def _refresh(device: Device, info: DeviceInfo, seen_at: datetime) -> tuple[RegistrationStatus, bool]:
-        if seen_at < device.last_seen_at:
-            return "unchanged", False
-        changed = False
-        for name, value in info._values().items():
-            if getattr(device, name) != value:
-                setattr(device, name, value)
-                changed = True
-        if device.token != info.token:
-            device.token = info.token
-            changed = True
-        reactivated = False
-        if not device.active and (device.retired_at is None or seen_at > device.retired_at):
-            device.active = True
-            device.retired_at = None
-            device.retired_reason = None
-            reactivated = changed = True
-        if seen_at != device.last_seen_at:
-            device.last_seen_at = seen_at
-            changed = True
-        return ("updated" if changed else "unchanged"), reactivated
-
-    @staticmethod
-    def _record(device: Device) -> DeviceRecord:
-        return DeviceRecord(**{f.name: getattr(device, f.name) for f in dataclasses.fields(DeviceRecord)})
+    def _register_valid(self, infos: Sequence[DeviceInfo]) -> list[Registration]:
+        if not infos:
+            return []
+        for attempt in range(5):
+            try:
+                with self.db.session() as session:
+                    done = bulk.register_chunk(session, infos, _now())
+                break
+            except (bulk.RaceLost, IntegrityError):
+                # Another process wrote one of these tokens between our SELECT and our INSERT:
+                # run the chunk again; the row now exists and is updated instead.
+                if attempt == 4:
+                    raise
+        if not self._statistics_checked:
+            self._statistics_checked = True
+            with self.db.session() as session:
+                bulk.analyze_if_never(session)
+        return [
+            Registration(DeviceRecord._from_mapping(row), cast(RegistrationStatus, status), react)
+            for row, status, react in done
+        ]
 
     # -- reading -------------------------------------------------------------------------------
     def get(self, app: str, token: str) -> DeviceRecord | None:
@@ -448,6 +438,41 @@ class DeviceRegistry:
             for row in rows:
                 yield DeviceRecord._from_row(row)
             last_id = rows[-1].id
+
+    def page(
+        self,
+        app: str,
+        *,
+        email: str | None = None,
+        token_prefix: str | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> DevicePage:
+        """One page of ``app``'s devices (active and retired) after the device ``after``, with
+        keyset pagination so that a page deep into a million devices costs what the first one does.
+
+        Without ``token_prefix``: in id order on ``(app, id)``; ``email`` is matched
+        case-insensitively through ``(app, email_norm)``. With ``token_prefix`` (literal: ``%``
+        and ``_`` are not wildcards): in token order, a range on the ``(app, token_prefix)``
+        index, so that a prefix matching few of a million devices, or none, reads only those
+        (in id order the database would walk every device of the app looking for them). The
+        HTTP API's ``GET /v1/devices`` and the console's device search both read through here."""
+        stmt = sa.select(_TABLE).where(_COLUMNS.app == app).limit(limit + 1)  # +1: is there more?
+        if email is not None:
+            stmt = stmt.where(_COLUMNS.email_norm == normalize_email(email))
+        with self.db.session() as session:
+            if token_prefix:
+                key = token_prefix_of(_COLUMNS.token)
+                stmt = stmt.where(*_prefix_range(token_prefix)).order_by(key, _COLUMNS.id)
+                if after:
+                    # the cursor is still a device id: continue after that device's (key, id)
+                    last = session.execute(sa.select(key).where(_COLUMNS.id == after)).scalar()
+                    if last is not None:
+                        stmt = stmt.where(sa.tuple_(key, _COLUMNS.id) > sa.tuple_(last, after))
+            else:
+                stmt = stmt.where(_COLUMNS.id > after).order_by(_COLUMNS.id)
+            rows = [DeviceRecord._from_row(r) for r in session.execute(stmt)]
+        return DevicePage(rows[:limit], rows[limit - 1].id if len(rows) > limit else None)
 
     def count(
         self, app: str, *, platforms: Collection[str] | None = None, include_retired: bool = False

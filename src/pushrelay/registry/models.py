@@ -11,13 +11,42 @@ E-mail addresses are matched case-insensitively through ``email_norm`` (lower-ca
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from ..db import Base, UTCDateTime
 
-__all__ = ["Device"]
+__all__ = ["TOKEN_PREFIX_LENGTH", "Device", "token_prefix"]
+
+#: characters of the token that the prefix index holds: a search by a longer prefix narrows with it
+TOKEN_PREFIX_LENGTH = 64
+
+
+class token_prefix(FunctionElement[str]):
+    """``substr(token, 1, 64)`` in byte order, the key of the token prefix index. On PostgreSQL it
+    carries ``COLLATE "C"``: a range ``>= 'ab' AND < 'ac'`` then means "starts with ab" whatever
+    the database's collation (a linguistic one orders ``a-b`` next to ``ab``). SQLite compares
+    bytes already."""
+
+    type = sa.String()
+    inherit_cache = True
+    name = "token_prefix"
+
+
+@compiles(token_prefix)
+def _token_prefix(element: token_prefix, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"substr({compiler.process(element.clauses, **kw)}, 1, {TOKEN_PREFIX_LENGTH})"
+
+
+@compiles(token_prefix, "postgresql")
+def _token_prefix_pg(element: token_prefix, compiler: SQLCompiler, **kw: Any) -> str:
+    return f'(substr({compiler.process(element.clauses, **kw)}, 1, {TOKEN_PREFIX_LENGTH}) COLLATE "C")'
+
 
 # Integer on SQLite (so that the column is the rowid alias and auto-increments), BIGINT elsewhere.
 _BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -60,6 +89,8 @@ class Device(Base):
         sa.Index("ix_devices_app_email_norm", "app", "email_norm"),
         # streaming an app's devices by keyset: WHERE app = ? AND id > ? ORDER BY id
         sa.Index("ix_devices_app_id", "app", "id"),
+        # the console's search by token prefix: a range on the first 64 characters (see token_prefix)
+        sa.Index("ix_devices_app_token_prefix", "app", token_prefix(sa.column("token"))),
         sa.CheckConstraint("platform IN ('ios', 'android', 'web')", name="platform"),
         sa.CheckConstraint(
             "environment IS NULL OR environment IN ('production', 'development')", name="environment"

@@ -28,6 +28,7 @@ from .apns_rules import (
     is_uuid,
     split_topic,
 )
+from .devices import DeviceRegistry, token_fits_topic
 from .provider_tokens import INVALID, ProviderTokens, VerifiedToken
 from .records import InboxLog, ReceivedLog, _Record
 from .scripting import DeviceScripts, Script
@@ -110,8 +111,17 @@ class _Valid:
 class ApnsService:
     """APNs' answers for ``/3/device/<token>`` (register it as the ``"/"`` route of an H2Server)."""
 
-    def __init__(self, *, environment: str, clock: Callable[[], float], max_concurrent_streams: int) -> None:
+    def __init__(
+        self,
+        *,
+        environment: str,
+        clock: Callable[[], float],
+        max_concurrent_streams: int,
+        devices: DeviceRegistry | None = None,
+    ) -> None:
         self.environment = environment
+        # Issued tokens; None is the lenient mode: any well-formed token is a device of every app.
+        self.devices = devices
         self.clock = clock
         self.max_concurrent_streams = max_concurrent_streams
         self.tokens = ProviderTokens(clock, environment)
@@ -173,6 +183,16 @@ class ApnsService:
             raise _Reject(
                 BAD_DEVICE_TOKEN, f"device token of {len(token)} characters is not even-length hex ≥ 64"
             )
+        device = None
+        if self.devices is not None:
+            device = self.devices.get(token)
+            if device is None:
+                raise _Reject(BAD_DEVICE_TOKEN, "device token was never issued (POST /_sandbox/devices)")
+            if device.environment != self.environment:
+                raise _Reject(
+                    BAD_DEVICE_TOKEN,
+                    f"device token of the {device.environment} environment sent to {self.environment}",
+                )
 
         push_type = headers.get("apns-push-type")
         rule = DEFAULT_PUSH_TYPE if push_type is None else PUSH_TYPES.get(push_type)
@@ -181,6 +201,10 @@ class ApnsService:
                 INVALID_PUSH_TYPE, f"apns-push-type {push_type!r} is not one of {', '.join(PUSH_TYPES)}"
             )
         topic = self._check_topic(headers.get("apns-topic"), rule, team, cert_bundle)
+        if device is not None and not token_fits_topic(device, topic):
+            raise _Reject(
+                DEVICE_TOKEN_NOT_FOR_TOPIC, f"device token of {device.topic!r} sent with apns-topic {topic!r}"
+            )
 
         priority_text = headers.get("apns-priority")
         if priority_text is None:

@@ -32,9 +32,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from .apns import ApnsService
 from .apns_rules import Rejection, is_topic
 from .control import ControlApi
+from .devices import DeviceRegistry, IssuedDevice
+from .dualstack import AlpnSelector, Http1Protocol
 from .provider_tokens import RegisteredKey
 from .records import InboxLog, Received
-from .server import H2Server, Handler, ServerStats
+from .server import H2Server, Handler, Reply, Request, Response, ServerStats
 from .tls import CertificateAuthority, Environment, ServerMaterial, server_ssl_context
 
 __all__ = ["ApnsSandbox", "SandboxStats"]
@@ -124,12 +126,16 @@ class ApnsSandbox:
     """A local, faithful APNs: HTTP/2 over TLS, Apple's validation rules and answers, scripted devices.
 
     Args:
-        environment: "production" or "development" (informs certificate and key checks; a mismatch
-            between a device and the environment is modelled by scripting the device ``bad_token``).
+        environment: "production" or "development": the environment of the tokens it accepts, and of
+            certificate and key checks.
         host, port: where to listen; port 0 picks a free port (see :attr:`url`).
         max_concurrent_streams: advertised once a request with valid credentials came in (before: 1).
         clock: seconds since the epoch; JWT age, token-refresh rules and record times use it.
         directory: where ``ca.pem`` and the server key go; a temporary directory (removed on exit) if None.
+        lenient: accept any well-formed hex token on any topic (ad-hoc use). By default (strict) only
+            tokens issued by :meth:`issue_token` (or ``POST /_sandbox/devices``) for this environment
+            and the request's app are accepted: BadDeviceToken / DeviceTokenNotForTopic otherwise.
+        devices: the registry of issued tokens, to share it with the sandbox of the other environment.
     """
 
     def __init__(
@@ -140,6 +146,9 @@ class ApnsSandbox:
         max_concurrent_streams: int = 1000,
         clock: Callable[[], float] = time.time,
         directory: str | os.PathLike[str] | None = None,
+        *,
+        lenient: bool = False,
+        devices: DeviceRegistry | None = None,
     ) -> None:
         if environment not in _ENVIRONMENTS:
             raise ValueError(f"environment: expected 'production' or 'development', got {environment!r}")
@@ -157,8 +166,13 @@ class ApnsSandbox:
         self._requested_directory = Path(directory) if directory is not None else None
         self._directory: Path | None = None
         self._owns_directory = False
+        self.lenient = lenient
+        self.devices = devices if devices is not None else DeviceRegistry()
         self._service = ApnsService(
-            environment=environment, clock=clock, max_concurrent_streams=max_concurrent_streams
+            environment=environment,
+            clock=clock,
+            max_concurrent_streams=max_concurrent_streams,
+            devices=None if lenient else self.devices,
         )
         self._control = ControlApi(self)
         self._extra_routes: list[tuple[str, Handler]] = []
@@ -167,6 +181,7 @@ class ApnsSandbox:
         self._ca: CertificateAuthority | None = None
         self._material: ServerMaterial | None = None
         self._runner: _LoopThread | None = None
+        self._http1: set[Http1Protocol] = set()
 
     # -- life cycle --------------------------------------------------------------------------------
 
@@ -193,13 +208,25 @@ class ApnsSandbox:
             hosts.append(self.host)
         self._ca = CertificateAuthority.generate()
         self._material = self._ca.write_server_material(self._directory, hosts)
-        server = H2Server(server_ssl_context(self._material), initial_max_concurrent_streams=1)
+        context = server_ssl_context(self._material)
+        # APNs itself is HTTP/2 only; HTTP/1.1 is offered for the control API (plain curl).
+        context.set_alpn_protocols(["h2", "http/1.1"])
+        server = H2Server(context, initial_max_concurrent_streams=1)
         server.add_route("/", self._service.handle)
         server.add_route("/_sandbox/", self._control.handle)
         for prefix, handler in self._extra_routes:
             server.add_route(prefix, handler)
         try:
-            self.port = await server.start(self.host, self.port)
+            self.port = await server.start(
+                self.host,
+                self.port,
+                protocol_factory=lambda: AlpnSelector(
+                    server.new_connection,
+                    lambda: Http1Protocol(
+                        server, self._http1, server.new_connection_id(), self._http1_handle
+                    ),
+                ),
+            )
         except BaseException:
             self._remove_directory()
             raise
@@ -208,9 +235,21 @@ class ApnsSandbox:
 
     async def stop(self) -> None:
         server, self._server = self._server, None
+        for connection in list(self._http1):
+            connection.close()
         if server is not None:
             await server.close()
         self._remove_directory()
+
+    def _http1_handle(self, request: Request) -> Reply:
+        if request.path.startswith("/_sandbox/"):
+            return self._control.handle(request)
+        # Apple's API is HTTP/2 only: an HTTP/1.1 client never gets a device answer.
+        return Response(
+            505,
+            [("content-type", "application/json")],
+            b'{"error": "APNs requires HTTP/2; only the /_sandbox/ control API answers HTTP/1.1"}',
+        )
 
     def _remove_directory(self) -> None:
         if self._owns_directory and self._directory is not None:
@@ -227,9 +266,21 @@ class ApnsSandbox:
         max_concurrent_streams: int = 1000,
         clock: Callable[[], float] = time.time,
         directory: str | os.PathLike[str] | None = None,
+        *,
+        lenient: bool = False,
+        devices: DeviceRegistry | None = None,
     ) -> Iterator[ApnsSandbox]:
         """Serve the sandbox from a background thread with its own event loop."""
-        sandbox = cls(environment, host, port, max_concurrent_streams, clock, directory)
+        sandbox = cls(
+            environment,
+            host,
+            port,
+            max_concurrent_streams,
+            clock,
+            directory,
+            lenient=lenient,
+            devices=devices,
+        )
         runner = _LoopThread()
         runner.start()
         try:
@@ -377,6 +428,23 @@ class ApnsSandbox:
             environments=tuple(environments),
         )
 
+    # -- devices -----------------------------------------------------------------------------------
+
+    def issue_token(
+        self, topic: str, environment: Environment | None = None, *, token: str | None = None
+    ) -> str:
+        """A device token (64 hex digits) of the app ``topic`` in ``environment`` (default: this one).
+
+        As Apple's, the token is accepted only with that app's topics (``<bundle>``, ``<bundle>.voip``…)
+        and in that environment. ``token`` binds a given well-formed token instead of a new one.
+        """
+        return self.issue_device(topic, environment, token=token).token
+
+    def issue_device(
+        self, topic: str, environment: Environment | None = None, *, token: str | None = None
+    ) -> IssuedDevice:
+        return self.devices.issue(topic, environment or self.environment, token=token)
+
     # -- device behaviour --------------------------------------------------------------------------
 
     def script(self, token: str, behaviour: str, *, times: int | None = None, **params: Any) -> None:
@@ -416,8 +484,11 @@ class ApnsSandbox:
         self._call(self._service.received.clear)
 
     def attach_inbox(self, inbox: InboxLog | None) -> None:
-        """Report every answered request (accepted or refused) to ``inbox``, the inbox page's log."""
+        """Report every answered request (accepted or refused) to ``inbox``, the inbox page's log,
+        and every issued token as a device, before anything is sent to it."""
         self._call(setattr, self._service, "inbox", inbox)
+        if inbox is not None:
+            self.devices.watch(lambda device: inbox.add_device("apns", device.token))
 
     @property
     def stats(self) -> SandboxStats:
@@ -445,6 +516,8 @@ class ApnsSandbox:
             lambda: {
                 "environment": self.environment,
                 "url": self.url,
+                "lenient": self.lenient,
+                "devices": len(self.devices),
                 "max_concurrent_streams": self.max_concurrent_streams,
                 "topics": dict(self._service.topics),
                 "keys": self._service.tokens.describe(),

@@ -13,6 +13,10 @@ with status 400 (bad input), 404 (unknown endpoint) or 405 (wrong method).
     DELETE /_sandbox/outage
     POST   /_sandbox/keys                      {"team_id", "key_id", "public_key": PEM, "environment"?}
     POST   /_sandbox/topics                    {"bundle_id", "team_id"}
+    POST   /_sandbox/devices                   {"topic", "environment"?, "token"?} -> {"token", ...}
+    GET    /_sandbox/devices                   {"devices": [{"token", "topic", "environment"}, ...]}
+
+Over HTTP/2 or HTTP/1.1 (plain curl).
 """
 
 from __future__ import annotations
@@ -72,6 +76,8 @@ class ControlApi:
             ("DELETE", "outage"): self._clear_outage,
             ("POST", "keys"): self._register_key,
             ("POST", "topics"): self._add_topic,
+            ("POST", "devices"): self._issue_device,
+            ("GET", "devices"): self._devices,
         }
 
     def handle(self, request: Request) -> Response:
@@ -167,3 +173,23 @@ class ControlApi:
         team_id = _field(body, "team_id", str)
         self._sandbox.add_topic(bundle_id, team_id)
         return _answer(200, {"topic": {"bundle_id": bundle_id, "team_id": team_id}})
+
+    def _issue_device(self, query: dict[str, list[str]], body: dict[str, Any]) -> Response:
+        topic = _field(body, "topic", str)
+        environment = _field(body, "environment", str, required=False)
+        token = _field(body, "token", str, required=False)
+        if environment is not None and environment not in ("production", "development"):
+            raise _BadInput(f"environment: expected 'production' or 'development', got {environment!r}")
+        device = self._sandbox.issue_device(topic, environment, token=token)
+        return _answer(200, {"token": device.token, "topic": device.topic, "environment": device.environment})
+
+    def _devices(self, query: dict[str, list[str]], body: dict[str, Any]) -> Response:
+        devices = self._sandbox.devices.all()
+        return _answer(
+            200,
+            {
+                "devices": [
+                    {"token": d.token, "topic": d.topic, "environment": d.environment} for d in devices
+                ]
+            },
+        )

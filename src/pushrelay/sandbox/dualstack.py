@@ -27,13 +27,14 @@ import h11
 from .server import Connection, Delayed, Drop, GoAway, H2Server, Handler, Reply, Request, Reset, Response
 from .tls import CertificateAuthority, ServerMaterial, server_ssl_context
 
-__all__ = ["DualStackServer", "serve_in_thread"]
+__all__ = ["AlpnSelector", "DualStackServer", "Http1Protocol", "serve_in_thread"]
 
 log = logging.getLogger("pushrelay.sandbox")
 
 #: Request bodies above this are refused with 413 before the handler sees them (FCM and Web Push
 #: bodies are at most a few KiB).
 MAX_REQUEST_BODY = 1 << 20
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
 class DualStackServer:
@@ -50,7 +51,7 @@ class DualStackServer:
         self.ssl_context = context
         self.h2 = H2Server(context)
         self._listener: asyncio.Server | None = None
-        self._h1: set[_Http1Protocol] = set()
+        self._h1: set[Http1Protocol] = set()
         self._next_id = 0
 
     @property
@@ -62,7 +63,7 @@ class DualStackServer:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         loop = asyncio.get_running_loop()
-        self._listener = await loop.create_server(lambda: _Selector(self), host, port, ssl=self.ssl_context)
+        self._listener = await loop.create_server(self._select, host, port, ssl=self.ssl_context)
         return int(self._listener.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
@@ -80,26 +81,54 @@ class DualStackServer:
         self._next_id += 1
         return self._next_id
 
+    def _select(self) -> AlpnSelector:
+        return AlpnSelector(
+            lambda: Connection(self.h2, self._connection_id()),
+            lambda: Http1Protocol(self.h2, self._h1, self._connection_id()),
+        )
 
-class _Selector(asyncio.Protocol):
-    """Picks the protocol the TLS handshake agreed on, then forwards every callback to it."""
 
-    def __init__(self, server: DualStackServer) -> None:
-        self._server = server
+class AlpnSelector(asyncio.Protocol):
+    """Picks the protocol the TLS handshake agreed on, then forwards every callback to it.
+
+    A client that offers no ALPN at all (aioapns, for one, speaks HTTP/2 with prior knowledge over
+    TLS, as Apple allows) is told apart by its first bytes: the HTTP/2 connection preface, or not.
+    """
+
+    def __init__(
+        self, on_h2: Callable[[], asyncio.Protocol], on_http1: Callable[[], asyncio.Protocol]
+    ) -> None:
+        self._on_h2 = on_h2
+        self._on_http1 = on_http1
         self._inner: asyncio.Protocol | None = None
+        self._transport: asyncio.BaseTransport | None = None
+        self._early = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         ssl_object = transport.get_extra_info("ssl_object")
         alpn = ssl_object.selected_alpn_protocol() if isinstance(ssl_object, ssl.SSLObject) else None
-        if alpn == "h2":
-            self._inner = Connection(self._server.h2, self._server._connection_id())
-        else:
-            self._inner = _Http1Protocol(self._server)
-        self._inner.connection_made(transport)
+        if alpn is None:
+            self._transport = transport  # decided by the first bytes
+            return
+        self._start(self._on_h2() if alpn == "h2" else self._on_http1(), transport)
+
+    def _start(self, inner: asyncio.Protocol, transport: asyncio.BaseTransport) -> None:
+        self._inner = inner
+        inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        if self._inner is not None:
-            self._inner.data_received(data)
+        if self._inner is None:
+            if self._transport is None:
+                return
+            self._early += data
+            if len(self._early) < len(_H2_PREFACE) and _H2_PREFACE.startswith(self._early):
+                return  # not enough to tell yet
+            early, self._early = self._early, b""
+            inner = self._on_h2() if early.startswith(_H2_PREFACE) else self._on_http1()
+            self._start(inner, self._transport)
+            inner.data_received(early)
+            return
+        self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
         return self._inner.eof_received() if self._inner is not None else None
@@ -117,15 +146,27 @@ class _Selector(asyncio.Protocol):
             self._inner.connection_lost(exc)
 
 
-class _Http1Protocol(asyncio.Protocol):
-    """One HTTP/1.1 connection: requests in order, one at a time (no pipelining needed here)."""
+class Http1Protocol(asyncio.Protocol):
+    """One HTTP/1.1 connection: requests in order, one at a time (no pipelining needed here).
 
-    def __init__(self, server: DualStackServer) -> None:
-        self._server = server
+    Requests go to ``handle`` (default: the routes of ``h2``); the protocol adds itself to ``live`` while
+    connected, so that its server can close it.
+    """
+
+    def __init__(
+        self,
+        h2: H2Server,
+        live: set[Http1Protocol],
+        connection_id: int,
+        handle: Callable[[Request], Reply] | None = None,
+    ) -> None:
+        self._h2server = h2
+        self._live = live
+        self._route = handle if handle is not None else h2.handle
         self._h11 = h11.Connection(h11.SERVER)
         self._transport: asyncio.Transport | None = None
         # Handlers get a Connection object for ``request.connection.state``; it never speaks HTTP/2.
-        self._handle = Connection(server.h2, server._connection_id())
+        self._handle = Connection(h2, connection_id)
         self._method = ""
         self._path = ""
         self._headers: list[tuple[str, str]] = []
@@ -137,7 +178,7 @@ class _Http1Protocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
-        self._server._h1.add(self)
+        self._live.add(self)
 
     def data_received(self, data: bytes) -> None:
         self._h11.receive_data(data)
@@ -151,7 +192,7 @@ class _Http1Protocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._server._h1.discard(self)
+        self._live.discard(self)
 
     def close(self) -> None:
         if self._transport is not None and not self._transport.is_closing():
@@ -186,7 +227,7 @@ class _Http1Protocol(asyncio.Protocol):
                     self._handle, 0, self._method, self._path, self._headers, b"".join(self._chunks)
                 )
                 self._busy = True
-                self._apply(self._server.h2.handle(request))
+                self._apply(self._route(request))
             elif isinstance(event, h11.ConnectionClosed):
                 self.close()
                 return

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..fcm.target import registration_token_problem
 from .https_sandbox import CONTROL_PREFIX, ControlApi, HttpsSandbox, json_field
 from .oauth import OAuthTokenService, TokenGrant
 from .records import InboxLog, fcm_target
@@ -74,6 +75,11 @@ _ANDROID_NOTIFICATION_FIELDS = frozenset(
      "vibrate_timings", "visibility", "notification_count", "light_settings", "image",
      "bypass_proxy_notification"}
 )  # fmt: skip
+_WEBPUSH_FIELDS = frozenset({"headers", "data", "notification", "fcm_options"})
+_APNS_FIELDS = frozenset({"headers", "payload", "fcm_options", "live_activity_token"})
+# Topics in a condition ("'a' in topics && ('b' in topics || 'c' in topics)"): FCM allows 5.
+_CONDITION_TOPIC = re.compile(r"'[^']*'\s+in\s+topics")
+_MAX_CONDITION_TOPICS = 5
 _RESERVED_DATA = frozenset({"from", "notification", "message_type"})
 
 #: behaviour -> (HTTP status, google.rpc status, FcmError errorCode, message)
@@ -138,8 +144,10 @@ class _Invalid(Exception):
 class FcmService:
     """The FCM v1 ``messages:send`` handler (protocol logic only; the sandbox serves it)."""
 
-    def __init__(self, oauth: OAuthTokenService) -> None:
+    def __init__(self, oauth: OAuthTokenService, *, lenient: bool = False) -> None:
         self.oauth = oauth
+        # lenient: any token of FCM's characters ("phone-1") is taken, for ad-hoc use and old tests
+        self.lenient = lenient
         self._scripts: dict[str, _Script] = {}
         self._received: dict[str, list[FcmReceived]] = defaultdict(list)
         self._all: list[FcmReceived] = []
@@ -218,7 +226,7 @@ class FcmService:
         except (ValueError, UnicodeDecodeError):
             return _error(400, "INVALID_ARGUMENT", None, "Invalid JSON payload received.")
         try:
-            message, validate_only, target = _check(doc)
+            message, validate_only, target = _check(doc, lenient=self.lenient)
         except _Invalid as exc:
             return _invalid(exc)
         script = self._scripts.get(target)
@@ -244,7 +252,7 @@ class FcmService:
         return Response(200, [_JSON], json.dumps({"name": name}).encode())
 
 
-def _check(doc: Any) -> tuple[dict[str, Any], bool, str]:
+def _check(doc: Any, *, lenient: bool = False) -> tuple[dict[str, Any], bool, str]:
     if not isinstance(doc, dict):
         raise _Invalid("Invalid JSON payload received. Expected an object.")
     unknown = set(doc) - {"message", "validate_only"}
@@ -266,8 +274,19 @@ def _check(doc: Any) -> tuple[dict[str, Any], bool, str]:
     value = message[kind]
     if not isinstance(value, str) or not value:
         raise _Invalid(f"message.{kind} must be non-empty text", field_path=f"message.{kind}")
-    if kind == "token" and not _TOKEN.fullmatch(value):
+    # FCM answers INVALID_ARGUMENT for what cannot be a registration token ("phone-1", an APNs hex
+    # token); any well-shaped one is accepted (only scripts make one UNREGISTERED).
+    if kind == "token" and (
+        not _TOKEN.fullmatch(value) or (not lenient and registration_token_problem(value) is not None)
+    ):
         raise _Invalid("The registration token is not a valid FCM registration token", names_token=True)
+    if kind == "condition":
+        topics = len(_CONDITION_TOPIC.findall(value))
+        if not topics or topics > _MAX_CONDITION_TOPICS:
+            raise _Invalid(
+                f"Invalid condition expression provided: {topics} topics (1 to {_MAX_CONDITION_TOPICS})",
+                field_path="message.condition",
+            )
     if kind == "topic":
         value = value.removeprefix("/topics/")
         if not _TOPIC.fullmatch(value):
@@ -281,6 +300,14 @@ def _check(doc: Any) -> tuple[dict[str, Any], bool, str]:
     android = message.get("android")
     if android is not None:
         _check_android(android)
+    webpush = message.get("webpush")
+    if webpush is not None:
+        _check_webpush(webpush)
+    apns = message.get("apns")
+    if apns is not None:
+        _object(apns, "message.apns")
+        _known(apns, _APNS_FIELDS, "message.apns")
+        _check_data(apns.get("headers"), "message.apns.headers", reserved=False)
     counted = {k: v for k, v in message.items() if k not in ("token", "topic", "condition")}
     size = len(json.dumps(counted, ensure_ascii=False, separators=(",", ":")).encode())
     if size > _MAX_BYTES:
@@ -320,7 +347,25 @@ def _check_android(android: Any) -> None:
             raise _Invalid("message.android.notification.notification_count must be an integer")
 
 
-def _check_data(data: Any, where: str) -> None:
+def _check_webpush(webpush: Any) -> None:
+    _object(webpush, "message.webpush")
+    _known(webpush, _WEBPUSH_FIELDS, "message.webpush")
+    _check_data(webpush.get("data"), "message.webpush.data", reserved=False)
+    _check_data(webpush.get("headers"), "message.webpush.headers", reserved=False)
+    options = webpush.get("fcm_options")
+    if options is not None:
+        _object(options, "message.webpush.fcm_options")
+        _known(options, frozenset({"link", "analytics_label"}), "message.webpush.fcm_options")
+        link = options.get("link")
+        if link is not None and (not isinstance(link, str) or not link.lower().startswith("https://")):
+            raise _Invalid(
+                f"Invalid value at 'message.webpush.fcm_options.link': the link must be an HTTPS URL, "
+                f"got {json.dumps(link)}",
+                field_path="message.webpush.fcm_options.link",
+            )
+
+
+def _check_data(data: Any, where: str, *, reserved: bool = True) -> None:
     if data is None:
         return
     _object(data, where)
@@ -330,7 +375,7 @@ def _check_data(data: Any, where: str) -> None:
                 f"Invalid value at '{where}[{index}].value' (TYPE_STRING), {json.dumps(value)}",
                 field_path=f"{where}[{index}].value",
             )
-        if key in _RESERVED_DATA or key.lower().startswith(("google", "gcm")):
+        if reserved and (key in _RESERVED_DATA or key.lower().startswith(("google", "gcm"))):
             raise _Invalid(f"Invalid data payload key: {key}", field_path=where)
 
 
@@ -405,11 +450,15 @@ class FcmSandbox(HttpsSandbox):
         host: str = "127.0.0.1",
         port: int = 0,
         directory: str | Path | None = None,
+        lenient: bool = False,
     ) -> None:
-        """``directory``: where the TLS material (``ca.pem``...) goes; a temporary one by default."""
+        """``directory``: where the TLS material (``ca.pem``...) goes; a temporary one by default.
+
+        ``lenient``: accept registration tokens that only FCM's characters make up ("phone-1");
+        by default a token must look like one FCM issues (INVALID_ARGUMENT otherwise)."""
         super().__init__(host=host, port=port, directory=directory)
         self.oauth = OAuthTokenService(token_lifetime=token_lifetime)
-        self.service = FcmService(self.oauth)
+        self.service = FcmService(self.oauth, lenient=lenient)
 
     def routes(self) -> dict[str, Handler]:
         return {

@@ -541,11 +541,24 @@ class H2Server:
         self._next_id += 1
         return Connection(self, self._next_id)
 
-    async def start(self, host: str, port: int) -> int:
-        """Listen on ``host:port`` (0: any free port); returns the bound port."""
+    def new_connection_id(self) -> int:
+        """A connection number for a protocol served beside HTTP/2 (see ``protocol_factory``)."""
+        self._next_id += 1
+        return self._next_id
+
+    new_connection = _make_connection
+
+    async def start(
+        self, host: str, port: int, *, protocol_factory: Callable[[], asyncio.Protocol] | None = None
+    ) -> int:
+        """Listen on ``host:port`` (0: any free port); returns the bound port.
+
+        ``protocol_factory`` replaces the HTTP/2 connection per accepted socket (e.g. an ALPN selector
+        that also answers HTTP/1.1); it should use :meth:`new_connection` for HTTP/2.
+        """
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            self._make_connection, host, port, ssl=self.ssl_context, reuse_address=True
+            protocol_factory or self._make_connection, host, port, ssl=self.ssl_context, reuse_address=True
         )
         sockets = self._server.sockets
         return int(sockets[0].getsockname()[1])

@@ -149,9 +149,14 @@ class SandboxStack:
         ports: tuple[int, int, int] = (0, 0, 0),
         environment: str = "production",
         max_concurrent_streams: int = 1000,
+        lenient: bool = False,
         **credentials: Any,
     ) -> AsyncIterator[SandboxStack]:
-        """Run the three sandboxes on the current event loop (APNs, FCM, Web Push ``ports``)."""
+        """Run the three sandboxes on the current event loop (APNs, FCM, Web Push ``ports``).
+
+        ``lenient``: the APNs sandbox takes any well-formed token (default: only issued ones), the FCM
+        one any token of FCM's characters (default: only FCM-shaped ones).
+        """
         async with contextlib.AsyncExitStack() as stack:
             apns = ApnsSandbox(
                 "development" if environment == "development" else "production",
@@ -159,8 +164,9 @@ class SandboxStack:
                 port=ports[0],
                 max_concurrent_streams=max_concurrent_streams,
                 directory=directory,
+                lenient=lenient,
             )
-            fcm = FcmSandbox(host=host, port=ports[1], directory=directory / "fcm")
+            fcm = FcmSandbox(host=host, port=ports[1], directory=directory / "fcm", lenient=lenient)
             web = WebPushSandbox(host=host, port=ports[2], directory=directory / "webpush")
             for name, sandbox, port in (
                 ("APNs", apns, ports[0]),
@@ -178,11 +184,17 @@ class SandboxStack:
     @classmethod
     @contextlib.contextmanager
     def running(
-        cls, directory: Path, *, host: str = "127.0.0.1", **credentials: Any
+        cls, directory: Path, *, host: str = "127.0.0.1", lenient: bool = False, **credentials: Any
     ) -> Iterator[SandboxStack]:
-        """The three sandboxes, each in its own background thread, for synchronous code and tests."""
+        """The three sandboxes, each in its own background thread, for synchronous code and tests.
+
+        ``lenient``: the APNs sandbox takes any well-formed token (default: only issued ones), the FCM
+        one any token of FCM's characters (default: only FCM-shaped ones).
+        """
         with contextlib.ExitStack() as stack:
-            apns = stack.enter_context(ApnsSandbox.running(host=host, directory=directory))
-            fcm = stack.enter_context(FcmSandbox.running(host=host, directory=directory / "fcm"))
+            apns = stack.enter_context(ApnsSandbox.running(host=host, directory=directory, lenient=lenient))
+            fcm = stack.enter_context(
+                FcmSandbox.running(host=host, directory=directory / "fcm", lenient=lenient)
+            )
             web = stack.enter_context(WebPushSandbox.running(host=host, directory=directory / "webpush"))
             yield cls(apns, fcm, web, directory, **credentials)

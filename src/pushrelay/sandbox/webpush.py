@@ -43,7 +43,14 @@ from .https_sandbox import CONTROL_PREFIX, BadInput, ControlApi, HttpsSandbox, j
 from .records import InboxLog
 from .server import Handler, Request, Response
 
-__all__ = ["BEHAVIOURS", "WebPushReceived", "WebPushSandbox", "WebPushService", "webpush_control"]
+__all__ = [
+    "BEHAVIOURS",
+    "Undecryptable",
+    "WebPushReceived",
+    "WebPushSandbox",
+    "WebPushService",
+    "webpush_control",
+]
 
 _JSON = ("content-type", "application/json")
 _MAX_BODY = 4096
@@ -59,6 +66,26 @@ BEHAVIOURS: dict[str, int] = {
     "rate_limited": 429,
     "unavailable": 503,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Undecryptable:
+    """A push answered 201 whose body the browser could not decrypt (it never shows it)."""
+
+    endpoint: str
+    subscription_id: str
+    reason: str
+    at: float
+    size: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint,
+            "subscription_id": self.subscription_id,
+            "reason": self.reason,
+            "at": self.at,
+            "size": self.size,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +165,9 @@ class WebPushService:
         self.refusals: list[str] = []
         self.inbox: InboxLog | None = None  # the inbox page's log, when one is attached
         self._plaintext = b""  # what the push being handled decrypted to, for the inbox
+        self._note: str | None = None  # what the inbox should say about it
+        #: Pushes answered 201 that the browser would drop (they do not decrypt), oldest first.
+        self.undecryptable: list[Undecryptable] = []
 
     def new_subscription(self, *, application_server_key: str | None = None) -> dict[str, Any]:
         """A fresh subscription as ``PushSubscription.toJSON()`` gives it.
@@ -196,6 +226,11 @@ class WebPushService:
         """Whether this service handed out the subscription."""
         return self._id(subscription) in self._subscriptions
 
+    def dropped(self, subscription: Mapping[str, Any] | str | None = None) -> list[Undecryptable]:
+        """Pushes accepted (201) that did not decrypt, so the browser dropped them: all, or one's."""
+        wanted = None if subscription is None else self._id(subscription)
+        return [u for u in self.undecryptable if wanted is None or u.subscription_id == wanted]
+
     def received(self, subscription: Mapping[str, Any] | str) -> list[WebPushReceived]:
         return list(self._received.get(self._id(subscription), ()))
 
@@ -210,6 +245,7 @@ class WebPushService:
     # -- the push endpoint ----------------------------------------------------------------------------
     def handle(self, request: Request) -> Response:
         self._plaintext = b""
+        self._note = None
         try:
             response = self._handle(request)
         except _Refused as exc:
@@ -227,6 +263,7 @@ class WebPushService:
                 request.headers,
                 self._plaintext,
                 response.body,
+                self._note,
             )
         return response
 
@@ -247,7 +284,9 @@ class WebPushService:
         if topic is not None and not _TOPIC.fullmatch(topic):
             raise _Refused(400, "Topic must be at most 32 characters of the URL-safe base64 alphabet")
         claims, public_key = self._check_vapid(request.header("authorization"), sub)
-        if (request.header("content-encoding") or "").lower() != "aes128gcm":
+        # RFC 8030 §5: a push without a body is valid (the browser gets an empty push event);
+        # a body must be encrypted (RFC 8291).
+        if request.body and (request.header("content-encoding") or "").lower() != "aes128gcm":
             raise _Refused(415, "Content-Encoding must be aes128gcm (RFC 8291)")
         if len(request.body) > _MAX_BODY:
             raise _Refused(413, f"the body is {len(request.body)} bytes; at most {_MAX_BODY} are accepted")
@@ -262,15 +301,26 @@ class WebPushService:
             if script.retry_after is not None:
                 headers.append(("retry-after", str(script.retry_after)))
             return Response(status, headers, json.dumps({"error": script.behaviour}).encode())
-        try:
-            payload = http_ece.decrypt(
-                request.body, private_key=sub.private_key, auth_secret=sub.auth, version="aes128gcm"
-            )
-        except Exception as exc:  # http-ece raises its own and cryptography's errors
-            raise _Refused(
-                400, f"the body does not decrypt with the subscription's keys: {getattr(exc, 'message', exc)}"
-            ) from None
         message_id = secrets.token_urlsafe(12)
+        accepted = Response(201, [("location", f"{self.origin}/m/{message_id}"), ("ttl", str(ttl))])
+        payload = b""
+        if request.body:
+            try:
+                payload = http_ece.decrypt(
+                    request.body, private_key=sub.private_key, auth_secret=sub.auth, version="aes128gcm"
+                )
+            except Exception as exc:  # http-ece raises its own and cryptography's errors
+                # The push service cannot read the body: it accepts it, and the browser drops it.
+                reason = (
+                    f"the body does not decrypt with the subscription's keys: {getattr(exc, 'message', exc)}"
+                )
+                self.undecryptable.append(
+                    Undecryptable(
+                        f"{self.origin}/wp/{sub_id}", sub_id, reason, self._clock(), len(request.body)
+                    )
+                )
+                self._note = f"dropped by the browser: {reason}"
+                return accepted
         self._plaintext = bytes(payload)
         self._received[sub_id].append(
             WebPushReceived(
@@ -285,7 +335,7 @@ class WebPushService:
                 {k: v for k, v in request.headers if k != "authorization"},
             )
         )
-        return Response(201, [("location", f"{self.origin}/m/{message_id}"), ("ttl", str(ttl))])
+        return accepted
 
     def _check_vapid(self, authorization: str | None, sub: _Subscription) -> tuple[dict[str, Any], str]:
         if not authorization:
@@ -387,6 +437,10 @@ class WebPushSandbox(HttpsSandbox):
     def received(self, subscription: Mapping[str, Any] | str) -> list[WebPushReceived]:
         return self.service.received(subscription)
 
+    def undecryptable(self, subscription: Mapping[str, Any] | str | None = None) -> list[Undecryptable]:
+        """Pushes answered 201 whose body did not decrypt (a browser drops them): all, or one's."""
+        return self.service.dropped(subscription)
+
     def all_received(self) -> list[WebPushReceived]:
         return self.service.all_received()
 
@@ -402,6 +456,7 @@ def webpush_control(service: WebPushService) -> ControlApi:
     POST /_sandbox/unsubscribe       {"endpoint"}: later pushes get 410 Gone
     GET  /_sandbox/received[?endpoint=E]   {"received": [...]}: decrypted payloads
     GET  /_sandbox/stats             answers by status and refusals
+    GET  /_sandbox/undecryptable[?endpoint=E]   {"undecryptable": [...]}: accepted, dropped by the browser
     POST /_sandbox/script            {"endpoint", "behaviour", "times"?, "retry_after"?}
     """
 
@@ -424,6 +479,11 @@ def webpush_control(service: WebPushService) -> ControlApi:
         records = service.received(endpoints[0]) if endpoints else service.all_received()
         return {"received": [r.to_json() for r in records]}
 
+    def undecryptable(query: Mapping[str, list[str]], body: dict[str, Any]) -> Any:
+        endpoints = query.get("endpoint")
+        records = service.dropped(endpoints[0] if endpoints else None)
+        return {"undecryptable": [u.to_json() for u in records]}
+
     def stats(query: Mapping[str, list[str]], body: dict[str, Any]) -> Any:
         return {
             "answers": {str(k): v for k, v in sorted(service.stats.items())},
@@ -444,6 +504,7 @@ def webpush_control(service: WebPushService) -> ControlApi:
             ("POST", "unsubscribe"): unsubscribe,
             ("GET", "received"): received,
             ("GET", "stats"): stats,
+            ("GET", "undecryptable"): undecryptable,
             ("POST", "script"): script,
         }
     )

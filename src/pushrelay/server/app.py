@@ -11,15 +11,15 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Query, Response
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
 
 from .. import __version__
 from ..console import install_console
-from ..registry.models import Device
+from ..registry import DeviceInfo, Registration
 from ..registry.tokens import InvalidDeviceError
 from .apikeys import ApiKey
 from .errors import ApiError, install_error_handlers
@@ -28,10 +28,20 @@ from .guards import cursor_encode as _cursor_encode
 from .input_guard import CatchAll, InputGuard
 from .middleware import BodyLimit, RequestMetrics
 from .notification_routes import notification_routes
-from .schemas import DeviceBody
+from .schemas import DeviceBatchBody, DeviceBody
 from .service import Service
 
 __all__ = ["create_app"]
+
+
+def item_error(index: int, status: int, code: str, message: str, field: str | None) -> dict[str, Any]:
+    """One refused item of a batch: the API's error shape, its field prefixed with its place."""
+    where = f"devices.{index}" + (f".{field}" if field else "")
+    return {
+        "index": index,
+        "status": "error",
+        "error": {"status": status, "code": code, "message": f"{where}: {message}", "field": where},
+    }
 
 
 def create_app(service: Service) -> FastAPI:
@@ -98,8 +108,8 @@ def create_app(service: Service) -> FastAPI:
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     # -- devices -------------------------------------------------------------------------------
-    @app.post("/v1/devices", status_code=201, tags=["devices"])
-    def register_device(body: DeviceBody, key: Key, response: Response) -> dict[str, Any]:
+    def device_info(body: DeviceBody, key: ApiKey) -> DeviceInfo:
+        """What POST /v1/devices checks before the registry's own validation (raises ApiError)."""
         require(key, "register", body.app)
         known_app(body.app)
         # what the platform's provider could never deliver to is refused before it is stored (a Web
@@ -117,17 +127,55 @@ def create_app(service: Service) -> FastAPI:
                         "(PushSubscription.toJSON()); the token is its endpoint",
                         field=name,
                     )
-        fields = body.model_dump(exclude={"app", "token"})
-        try:
-            reg = service.registry.register(body.app, body.token, **fields)
-        except InvalidDeviceError as exc:
-            raise ApiError(422, "invalid_device", str(exc), field=exc.field) from None
-        if str(reg.status) != "created":
-            response.status_code = 200
+        return DeviceInfo(app=body.app, token=body.token, **body.model_dump(exclude={"app", "token"}))
+
+    def registration_body(reg: Registration) -> dict[str, Any]:
         d = reg.device.to_dict()
         for secret in ("web_p256dh", "web_auth"):
             d.pop(secret, None)
         return {"status": str(reg.status), "reactivated": reg.reactivated, "device": d}
+
+    @app.post("/v1/devices", status_code=201, tags=["devices"])
+    def register_device(body: DeviceBody, key: Key, response: Response) -> dict[str, Any]:
+        info = device_info(body, key)
+        try:
+            reg = service.registry.register_many([info])[0]
+        except InvalidDeviceError as exc:
+            raise ApiError(422, "invalid_device", str(exc), field=exc.field) from None
+        if str(reg.status) != "created":
+            response.status_code = 200
+        return registration_body(reg)
+
+    @app.post("/v1/devices:batch", tags=["devices"])
+    def register_devices(body: DeviceBatchBody, key: Key) -> dict[str, Any]:
+        """Up to 1,000 devices, each as the body of POST /v1/devices, registered in a few
+        statements. One bad item does not refuse the batch: its result is an error naming its
+        index and field (``devices.3.token``), the others are registered."""
+        require(key, "register")
+        results: list[dict[str, Any] | None] = [None] * len(body.devices)
+        infos: list[DeviceInfo] = []
+        at: list[int] = []
+        for i, raw in enumerate(body.devices):
+            try:
+                infos.append(device_info(DeviceBody.model_validate(raw), key))
+                at.append(i)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                name = ".".join(str(p) for p in first["loc"])
+                msg = "unknown field" if first["type"] == "extra_forbidden" else str(first["msg"])
+                results[i] = item_error(i, 422, "invalid_request", msg, name or None)
+            except ApiError as exc:
+                results[i] = item_error(i, exc.status, exc.code, exc.message, exc.field)
+        for i, done in zip(at, service.registry.register_each(infos), strict=True):
+            if isinstance(done, InvalidDeviceError):
+                results[i] = item_error(i, 422, "invalid_device", str(done), done.field)
+            else:
+                results[i] = {"index": i, **registration_body(done)}
+        counts = dict.fromkeys(("created", "updated", "unchanged", "failed"), 0)
+        for r in results:
+            assert r is not None
+            counts[r["status"] if r["status"] != "error" else "failed"] += 1
+        return {"counts": counts, "results": results}
 
     @app.delete("/v1/devices/{token}", status_code=204, tags=["devices"])
     def unregister_device(token: str, key: Key, app_name: Annotated[str, Query(alias="app")]) -> Response:
@@ -146,17 +194,8 @@ def create_app(service: Service) -> FastAPI:
     ) -> dict[str, Any]:
         require(key, "send", app_name)
         after = int_cursor(cursor)
-        # keyset pagination on the registry's (app, id) index
-        q = (
-            sa.select(Device)
-            .where(Device.app == app_name, Device.id > after)
-            .order_by(Device.id)
-            .limit(limit + 1)
-        )
-        if email:
-            q = q.where(Device.email_norm == email.strip().lower())
-        with service.db.session() as s:
-            rows = list(s.scalars(q))
+        # keyset pagination on the registry's (app, id) index, shared with the console's search
+        page = service.registry.page(app_name, email=email or None, after=after, limit=limit)
         items = [
             {
                 "id": d.id,
@@ -165,6 +204,7 @@ def create_app(service: Service) -> FastAPI:
                 "email": d.email,
                 "environment": d.environment,
                 "language": d.language,
+                "time_zone": d.time_zone,
                 "app_version": d.app_version,
                 "os": d.os,
                 "os_version": d.os_version,
@@ -174,9 +214,9 @@ def create_app(service: Service) -> FastAPI:
                 "created_at": d.created_at.isoformat(),
                 "last_seen_at": d.last_seen_at.isoformat(),
             }
-            for d in rows[:limit]
+            for d in page.items
         ]
-        nxt = _cursor_encode(str(rows[limit - 1].id)) if len(rows) > limit else None
+        nxt = _cursor_encode(str(page.next_after)) if page.next_after is not None else None
         return {"items": items, "next_cursor": nxt}
 
     # -- notifications -------------------------------------------------------------------------

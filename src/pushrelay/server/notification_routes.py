@@ -48,6 +48,8 @@ def status_json(st: NotificationStatus) -> dict[str, Any]:
         "completed_at": iso(st.completed_at),
         "idempotency_key": st.idempotency_key,
         "surface": st.surface,
+        "deliver_at_local": st.deliver_at_local,
+        "urgent": st.urgent,
     }
 
 
@@ -55,6 +57,7 @@ def delivery_json(d: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in d.items() if k != "_id"}
     out["updated_at"] = iso(d.get("updated_at"))
     out["next_attempt_at"] = iso(d.get("next_attempt_at"))
+    out["scheduled_for"] = iso(d.get("scheduled_for"))
     return out
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .._exceptions import NotificationError
 from ..fourd.recipients import parse_recipients
 
-__all__ = ["BatchBody", "DeviceBody", "RecipientsBody", "SendBody"]
+__all__ = ["BatchBody", "DeviceBatchBody", "DeviceBody", "RecipientsBody", "SendBody"]
 
 
 class _Strict(BaseModel):
@@ -58,6 +58,17 @@ class SendBody(_Strict):
     expires_at: datetime | None = Field(
         None, description="give up (outcome expired) after this; default 24 h"
     )
+    deliver_at_local: str | None = Field(
+        None,
+        description='"HH:MM": deliver to each device at that time in its own time zone (the next one, '
+        "within expires_at)",
+        examples=["09:00"],
+    )
+    urgent: bool | None = Field(
+        None,
+        description="not held by the app's quiet hours; default: true for the interruption levels "
+        "time-sensitive and critical",
+    )
     priority: Literal[10, 5, 1] | None = None
     collapse_id: str | None = Field(None, max_length=64)
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
@@ -78,7 +89,10 @@ class DeviceBody(_Strict):
     token: str = Field(min_length=1, max_length=2048)
     email: str | None = None
     environment: Literal["production", "development"] | None = None
-    language: str | None = None
+    language: str | None = Field(None, description="e.g. fr, es-MX (picks the notification's localization)")
+    time_zone: str | None = Field(
+        None, description="IANA zone, e.g. Europe/Paris (deliver_at_local, quiet hours)", max_length=64
+    )
     app_version: str | None = None
     os: str | None = None
     os_version: str | None = None
@@ -87,3 +101,13 @@ class DeviceBody(_Strict):
     simulator: bool = False
     web_p256dh: str | None = None
     web_auth: str | None = None
+
+
+class DeviceBatchBody(_Strict):
+    # items stay raw here: each is checked as a DeviceBody on its own, so that one bad item gets
+    # its own error in the results instead of refusing the whole batch
+    devices: list[Any] = Field(
+        min_length=1,
+        max_length=1000,
+        description="up to 1000 devices, each as the body of POST /v1/devices; results per item",
+    )

@@ -13,6 +13,7 @@ from typing import Any
 from .._exceptions import NotificationError, PayloadTooLargeError
 from ..apns.payload import render
 from ..config.model import AppConfig
+from ..local_time import is_urgent, parse_local_time
 from ..notification import Notification
 from ..providers.payload_check import check_payloads
 from ..queue.interface import NotificationRequest, Recipients
@@ -116,6 +117,12 @@ def request_from(
             "Both mails and deviceTokens collections are empty",
             field=f"{prefix}recipients",
         )
+    if body.deliver_at_local is not None:
+        try:
+            parse_local_time(body.deliver_at_local, "deliver_at_local")
+        except ValueError as exc:
+            raise ApiError(422, "invalid_request", str(exc), field=f"{prefix}deliver_at_local") from None
+    urgent = is_urgent(body.urgent, notification.interruption_level)
     send_at = naive_utc(body.send_at, f"{prefix}send_at")
     expires_at = naive_utc(body.expires_at, f"{prefix}expires_at")
     if expires_at is not None and expires_at <= max(now, send_at or now):
@@ -134,4 +141,6 @@ def request_from(
         targets=tuple(body.targets or ()),
         idempotency_key=body.idempotency_key,
         api_key_id=key_id,
+        deliver_at_local=body.deliver_at_local,
+        urgent=urgent,
     )

@@ -131,6 +131,32 @@ class WebhookDispatcher:
             await self._client.aclose()
             self._client = None
 
+    async def send_pending(self, timeout: float) -> None:  # noqa: ASYNC109 - a budget, not a cancel scope
+        """Send the events waiting for our apps now, within ``timeout`` seconds, without the
+        background task: a one-shot process (``pushrelay send``, ``PushNotification.send``) ends
+        before a poll would. What cannot be sent stays in the database, retried by the next
+        process that runs a dispatcher (a ``pushrelay serve``)."""
+        if not self.targets or self.store is None or self._task is not None:
+            return
+        store = self.store
+        deadline = time.monotonic() + timeout
+        self._client = httpx.AsyncClient(timeout=max(0.1, min(self.settings.timeout, timeout)))
+        try:
+            while time.monotonic() < deadline:
+                batch = await asyncio.to_thread(
+                    store.claim, self.owner, sorted(self.targets), limit=self.settings.batch_size,
+                    lease=self.settings.lease,
+                )  # fmt: skip
+                if not batch:
+                    return
+                groups: dict[str, list[PendingEvent]] = {}
+                for ev in batch:
+                    groups.setdefault(ev.app, []).append(ev)
+                await asyncio.gather(*(self._send(app, events) for app, events in groups.items()))
+        finally:
+            await self._client.aclose()
+            self._client = None
+
     async def _run(self) -> None:
         assert self.store is not None
         store = self.store

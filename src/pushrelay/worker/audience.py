@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from ..local_time import QuietHours
 from ..outcome import DeliveryResult
 from ..queue.interface import DeviceRef, ExpansionJob
 
@@ -32,6 +33,14 @@ class Audience(Protocol):
 
     def expand_many(self, jobs: Sequence[ExpansionJob], *, chunk: int) -> list[Expansion]:
         """:meth:`expand` for many small jobs at once (one registry round trip for all of them)."""
+        ...
+
+    def time_zones(self, app: str, tokens: Sequence[str]) -> Mapping[str, str]:
+        """``{token: IANA zone}`` for the registered devices among ``tokens`` that have one."""
+        ...
+
+    def quiet_hours(self, app: str) -> QuietHours | None:
+        """The app's quiet hours, if it has some."""
         ...
 
     def languages(self, app: str, tokens: Sequence[str]) -> Mapping[str, str]:

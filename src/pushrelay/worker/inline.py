@@ -22,6 +22,7 @@ What differs from the service is what a one-shot call can do about problems:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -32,7 +33,8 @@ from datetime import UTC, datetime
 from .._exceptions import ConfigurationError
 from ..outcome import DeliveryResult, Outcome
 from ..queue.interface import ClaimedDelivery, NotificationStatus
-from .runner import Results, Worker
+from .attempt_log import AttemptLog
+from .runner import Results, Worker, log
 
 __all__ = ["TERMINAL", "InlineWorker", "open_count"]
 
@@ -56,6 +58,9 @@ class InlineWorker(Worker):
         self.park_broken = False
         self.errors: list[str] = []  # configuration problems met, for the caller's result
         self.retired: set[str] = set()  # tokens whose device this call retired
+        # the call's result names every failed delivery: its attempts log at debug level only
+        self.attempts = AttemptLog(log, window=self.settings.report_window, quiet=True)
+        self.webhook_wait = 5.0  # seconds a call may spend posting the webhook events it wrote
 
     async def deliver(
         self,
@@ -68,16 +73,33 @@ class InlineWorker(Worker):
         passed; then end what is still open (see the module docstring). Returns the last status
         (None for an unknown id)."""
         deadline = time.monotonic() + timeout
+        # the service's heartbeat: a send longer than one lease keeps it while this process lives
+        beat = asyncio.create_task(self._heartbeat_loop(), name="inline-heartbeat")
+        try:
+            return await self._deliver_one(notification_id, deadline, progress)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await beat
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.outbox.forget_worker, self.id)
+            if self.webhooks is not None:  # the token.retired events this call wrote
+                with contextlib.suppress(Exception):
+                    await self.webhooks.send_pending(self.webhook_wait)
+
+    async def _deliver_one(
+        self,
+        notification_id: str,
+        deadline: float,
+        progress: Callable[[NotificationStatus], None] | None,
+    ) -> NotificationStatus | None:
         lease = self.settings.lease
         while True:
             jobs = await asyncio.to_thread(
                 self.outbox.claim_expansions, self.id, limit=1, lease=lease, notification_id=notification_id
             )
-            for job in jobs:
-                if job.recipients.all:
-                    await asyncio.to_thread(self._expand, job)
-                else:
-                    await asyncio.to_thread(self._expand_small, [job])
+            if jobs:
+                await self._expand_jobs(jobs)
             claimed = await asyncio.to_thread(
                 self.outbox.claim,
                 self.id,
@@ -129,8 +151,8 @@ class InlineWorker(Worker):
             if text not in self.errors:
                 self.errors.append(text)
 
-    async def _retire(self, app: str, items: Results, sent_at: datetime) -> None:
-        retired = await asyncio.to_thread(
-            self.audience.retire, app, [res for _c, res in items], sent_at=sent_at
-        )
+    async def _retire(self, app: str, items: Results, sent_at: datetime) -> set[str]:
+        """The service's code (log, metric, ``token.retired`` webhook); the call reports them too."""
+        retired = await super()._retire(app, items, sent_at)
         self.retired.update(retired)
+        return retired

@@ -17,6 +17,7 @@ from ..config.model import AppConfig
 from ..fourd.messages import messages
 from ..fourd.recipients import Recipients, parse_recipients
 from ..fourd.targets import Target, plan_all, plan_send, stream_all
+from ..local_time import QuietHours
 from ..outcome import DeliveryResult
 from ..queue.interface import DeviceRef, ExpansionJob
 from ..registry.devices import DeviceRecord, DeviceRegistry
@@ -128,6 +129,13 @@ class RegistryAudience:
                 yield batch, str(last)
                 batch = []
         yield batch, str(last)
+
+    def time_zones(self, app: str, tokens: Sequence[str]) -> dict[str, str]:
+        found = self.registry.find_tokens(app, tokens)
+        return {t: d.time_zone for t, d in found.items() if d.time_zone}
+
+    def quiet_hours(self, app: str) -> QuietHours | None:
+        return self.app_config(app).quiet_hours
 
     def languages(self, app: str, tokens: Sequence[str]) -> dict[str, str]:
         found = self.registry.find_tokens(app, tokens)

@@ -28,14 +28,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .._exceptions import ConfigurationError, NotificationError
+from ..local_time import parse_local_time, scheduled_for
 from ..logs import event, get_logger
 from ..metrics import Metrics
 from ..notification import Notification
 from ..outcome import DeliveryResult, Outcome
 from ..providers.base import AppProviderPool, Item, UnknownTarget, for_device
 from ..providers.state import Deferrals, deferral_for
-from ..queue.interface import ClaimedDelivery, ExpansionJob, Outbox
+from ..queue.errors import describe_error, is_transient
+from ..queue.interface import ClaimedDelivery, DeviceRef, ExpansionJob, Outbox
+from ..queue.models import utcnow
 from ..webhooks.dispatcher import WebhookDispatcher
+from .attempt_log import AttemptLog
 from .audience import Audience
 
 __all__ = ["Worker", "WorkerSettings"]
@@ -58,6 +62,8 @@ class WorkerSettings:
     sweep_every: float = 5.0
     shutdown_grace: float = 10.0  # seconds in-flight chunks may take to finish at shutdown
     paused_reminder: float = 300.0  # seconds between two log lines about a paused app
+    report_window: float = 60.0  # seconds: refusal summaries and the overdue report, at most once per
+    overdue_after: float = 60.0  # seconds past due after which an unclaimed delivery is reported
 
 
 class Worker:
@@ -94,6 +100,11 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._refused: set[str] = set()  # apps whose clients here were refused (config_broken)
         self._reminded: dict[str, float] = {}  # paused app -> when we last logged it
+        # the work in progress, whose leases the heartbeat renews (see _heartbeat_loop)
+        self._held: set[int] = set()
+        self._expanding: set[str] = set()
+        self.attempts = AttemptLog(log, window=self.settings.report_window)
+        self._overdue_said = -float("inf")
 
     # -- control -----------------------------------------------------------------------------
     def wake(self) -> None:
@@ -136,17 +147,28 @@ class Worker:
             event(log, logging.INFO, "worker.stopped", worker=self.id, released=released)
 
     async def _heartbeat_loop(self) -> None:
-        """Renew every lease we hold, a few times per lease: a chunk may take longer than one lease
-        while we live, and is handed to another worker within one lease once we are dead."""
+        """Renew the leases of the work in progress, a few times per lease: a chunk may take longer
+        than one lease while we live, and is handed to another worker within one lease once we
+        are dead. Only work in progress: what a loop gave up on after an error is not renewed, so
+        it goes back to the queue within one lease instead of staying ours forever."""
         every = self.settings.heartbeat or self.settings.lease / 3
         while True:
-            try:
-                await asyncio.to_thread(
-                    self.outbox.heartbeat, self.id, lease=self.settings.lease, hold=self.settings.hold
-                )
-            except Exception as exc:  # the database is away: our leases may run out meanwhile
-                event(log, logging.ERROR, "worker.heartbeat_failed", worker=self.id, error=repr(exc))
+            await self._beat()
             await asyncio.sleep(every)
+
+    async def _beat(self) -> None:
+        held, expanding = set(self._held), set(self._expanding)  # copied on the loop's thread
+        try:
+            await asyncio.to_thread(
+                self.outbox.heartbeat,
+                self.id,
+                lease=self.settings.lease,
+                hold=self.settings.hold,
+                deliveries=held,
+                expansions=expanding,
+            )
+        except Exception as exc:  # the database is away: our leases may run out meanwhile
+            event(log, logging.ERROR, "worker.heartbeat_failed", worker=self.id, error=repr(exc))
 
     async def _idle(self) -> None:
         with contextlib.suppress(TimeoutError):
@@ -164,27 +186,78 @@ class Worker:
                 jobs = await asyncio.to_thread(
                     self.outbox.claim_expansions, self.id, limit=200, lease=self.settings.lease
                 )
-                small = [j for j in jobs if not j.recipients.all]
-                if small:
+            except Exception as exc:
+                event(log, logging.ERROR, "worker.expand_failed", worker=self.id, error=describe_error(exc))
+                await self._idle()
+                continue
+            if not jobs:
+                await self._idle()
+                continue
+            await self._expand_jobs(jobs)
+            self._wake.set()
+
+    async def _expand_jobs(self, jobs: list[ExpansionJob]) -> None:
+        """Expand claimed notifications: the small ones together in one transaction, and one by one
+        if that raises, so that a poisoned notification fails alone (:meth:`_expand_failed`)."""
+        ids = {j.notification_id for j in jobs}
+        self._expanding |= ids
+        try:
+            small = [j for j in jobs if not j.recipients.all]
+            if len(small) > 1:
+                try:
                     self._completed(await asyncio.to_thread(self._expand_small, small))
-                for job in jobs:
-                    if self._stopping:
-                        break
+                    small = []
+                except Exception as exc:
+                    event(log, logging.WARNING, "worker.expand_batch_failed", worker=self.id,
+                          notifications=len(small), error=describe_error(exc),
+                          hint="expanding them one by one to isolate the cause")  # fmt: skip
+            for job in [*small, *(j for j in jobs if j.recipients.all)]:
+                if self._stopping:
+                    break
+                try:
                     if job.recipients.all:
                         self._completed(await asyncio.to_thread(self._expand, job))
-                if jobs:
-                    self._wake.set()
-                    continue
-            except Exception as exc:
-                event(log, logging.ERROR, "worker.expand_failed", worker=self.id, error=repr(exc))
-            await self._idle()
+                    else:
+                        self._completed(await asyncio.to_thread(self._expand_small, [job]))
+                except Exception as exc:
+                    await self._expand_failed(job, exc)
+                finally:
+                    self._expanding.discard(job.notification_id)
+        finally:
+            self._expanding -= ids
+
+    async def _expand_failed(self, job: ExpansionJob, exc: Exception) -> None:
+        """One notification's expansion raised. A database that is away is tried again once the
+        lease runs out (no longer renewed); anything else is the notification's own fault: it
+        fails alone, with the reason recorded (e.g. a value the database refuses)."""
+        reason = describe_error(exc)
+        if is_transient(exc):
+            event(log, logging.ERROR, "notification.expand_deferred", id=job.notification_id, app=job.app,
+                  error=reason, hint="the database failed; tried again when the lease runs out")  # fmt: skip
+            return
+        event(log, logging.ERROR, "notification.expand_failed", id=job.notification_id, app=job.app,
+              error=reason)  # fmt: skip
+        if self.metrics is not None:
+            self.metrics.expansions_failed.labels(job.app).inc()
+        try:
+            self._completed(
+                await asyncio.to_thread(self.outbox.fail_expansion, job.notification_id, self.id, reason)
+            )
+        except Exception as again:  # not renewed: claimed again within one lease
+            event(log, logging.ERROR, "notification.fail_expansion_failed", id=job.notification_id,
+                  error=describe_error(again))  # fmt: skip
 
     def _expand(self, job: ExpansionJob) -> list[str]:
         exp = self.audience.expand(job, chunk=self.settings.expand_chunk)
         total = 0
         for devices, cursor in exp.chunks:
             n = self.outbox.add_deliveries(
-                job.notification_id, devices, cursor=cursor, worker_id=self.id, lease=self.settings.lease
+                job.notification_id,
+                devices,
+                cursor=cursor,
+                worker_id=self.id,
+                lease=self.settings.lease,
+                schedule=self._schedule(job, devices),
             )
             if n < 0:  # cancelled, or our lease went to another worker
                 return []
@@ -207,15 +280,35 @@ class Worker:
         """Explicit recipient lists are bounded by the request size: resolve them in memory and
         commit many notifications in one transaction."""
         batch = []
+        schedules: dict[str, dict[str, datetime]] = {}
         for job, exp in zip(
             jobs, self.audience.expand_many(jobs, chunk=self.settings.expand_chunk), strict=True
         ):
             devices = [d for chunk, _ in exp.chunks for d in chunk]
             batch.append((job.notification_id, devices, exp.warnings, exp.errors))
-        done = self.outbox.expand_many(self.id, batch)
+            schedule = self._schedule(job, devices)
+            if schedule:
+                schedules[job.notification_id] = schedule
+        done = self.outbox.expand_many(self.id, batch, schedules or None)
         self._wake_from_thread()
         event(log, logging.DEBUG, "notifications.expanded", count=len(batch))
         return done
+
+    def _schedule(self, job: ExpansionJob, devices: list[DeviceRef]) -> dict[str, datetime] | None:
+        """``{token: when}`` for the devices that must wait for their local time: the job's
+        ``deliver_at_local``, then the app's quiet hours unless the notification is urgent."""
+        local = parse_local_time(job.deliver_at_local, "deliver_at_local") if job.deliver_at_local else None
+        quiet = None if job.urgent else self.audience.quiet_hours(job.app)
+        if (local is None and quiet is None) or not devices:
+            return None
+        zones = self.audience.time_zones(job.app, [token for _p, token, _e, _m in devices])
+        now = utcnow()
+        out: dict[str, datetime] = {}
+        for _platform, token, _env, _email in devices:
+            when = scheduled_for(now, zones.get(token), deliver_at_local=local, quiet_hours=quiet)
+            if when is not None:
+                out[token] = when
+        return out
 
     def _completed(self, ids: list[str]) -> None:
         """Notifications just completed: their webhook events were written with the completion."""
@@ -231,6 +324,8 @@ class Worker:
                 self._completed(await asyncio.to_thread(self.outbox.sweep))
                 await self._complete_stragglers()
                 await self._remind_paused()
+                self.attempts.flush()
+                await self._report_overdue()
             except Exception as exc:
                 event(log, logging.ERROR, "worker.sweep_failed", worker=self.id, error=repr(exc))
             with contextlib.suppress(TimeoutError):
@@ -247,6 +342,19 @@ class Worker:
             if self.metrics is not None:
                 self.metrics.completions_swept.inc(len(swept))
             self._completed(swept)
+
+    async def _report_overdue(self) -> None:
+        """Deliveries due for a while that no worker has claimed: workers missing, stuck, or not
+        keeping up. Said once per report window, per app."""
+        now = time.monotonic()
+        if now - self._overdue_said < self.settings.report_window:
+            return
+        self._overdue_said = now
+        for late in await asyncio.to_thread(self.outbox.overdue, self.settings.overdue_after):
+            event(log, logging.WARNING, "deliveries.overdue", app=late.app, count=late.count,
+                  oldest_due=late.oldest_due.isoformat(timespec="seconds") + "Z",
+                  hint="due but not claimed: are workers running and keeping up? "
+                  "see pushrelay_queue_depth")  # fmt: skip
 
     async def _remind_paused(self) -> None:
         """A paused app is an outage the operator must act on: say so again every few minutes
@@ -278,10 +386,20 @@ class Worker:
                 self._wake.set()  # more is waiting: let an idle sibling loop claim too
             try:
                 await self._deliver(claimed, datetime.now(UTC))
-            except Exception as exc:  # the database failed us mid-chunk: the leases run out, and
-                # another claim (ours or another worker's) sends what was not recorded
+            except Exception as exc:  # the database failed us mid-chunk: the leases, no longer
+                # renewed, run out, and another claim (ours or another worker's) sends what was
+                # not recorded
                 event(log, logging.ERROR, "worker.deliver_failed", worker=self.id, error=repr(exc))
                 await asyncio.sleep(1.0)
+
+    async def _deliver(self, claimed: list[ClaimedDelivery], sent_at: datetime) -> None:
+        """Send and record a claimed chunk; its leases are renewed while this runs, not after."""
+        ids = {c.id for c in claimed}
+        self._held |= ids
+        try:
+            await self._deliver_chunk(claimed, sent_at)
+        finally:
+            self._held -= ids
 
     async def _notifications(self, ids: set[str]) -> dict[str, Notification | NotificationError]:
         missing = [i for i in ids if i not in self._payloads]
@@ -296,12 +414,14 @@ class Worker:
                     self._payloads[nid] = n
                 except NotificationError as exc:
                     self._payloads[nid] = exc
+                except Exception as exc:  # a payload no release of ours would write: poison, alone
+                    self._payloads[nid] = NotificationError(f"unreadable payload: {describe_error(exc)}")
             if len(self._payloads) > 10_000:
                 for k in list(self._payloads)[:5_000]:
                     del self._payloads[k]
         return {i: self._payloads[i] for i in ids if i in self._payloads}
 
-    async def _deliver(self, claimed: list[ClaimedDelivery], sent_at: datetime) -> None:
+    async def _deliver_chunk(self, claimed: list[ClaimedDelivery], sent_at: datetime) -> None:
         notes = await self._notifications({c.notification_id for c in claimed})
         groups: dict[tuple[str, str, str | None], list[ClaimedDelivery]] = {}
         ready: Results = []
@@ -351,18 +471,24 @@ class Worker:
             await self._record(unavailable, sent_at)
             return
         started: dict[int, float] = {}
+        buffer: Results = []
         languages = await self._languages(app, group, notes)
 
         async def items() -> AsyncIterator[Item]:
             for c in group:
                 note = notes[c.notification_id]
                 assert isinstance(note, Notification)
+                try:
+                    lang = languages.get(c.token)
+                    mine = for_device(note, app=app, platform=platform, token=c.token, language=lang)
+                except Exception as exc:  # this device's rendering is poison: it fails alone, now
+                    by_id.pop(c.id, None)
+                    reason = f"cannot be rendered: {describe_error(exc)}"
+                    buffer.append((c, DeliveryResult(c.token, Outcome.PAYLOAD_REJECTED, 0, reason)))
+                    continue
                 started[c.id] = time.monotonic()
-                lang = languages.get(c.token)
-                device_note = for_device(note, app=app, platform=platform, token=c.token, language=lang)
-                yield (device_note, c.token, c.id, c.apns_id)
+                yield (mine, c.token, c.id, c.apns_id)
 
-        buffer: Results = []
         try:
             async for res in client.send_many(items()):
                 c = by_id.pop(res.tag, None) if isinstance(res.tag, int) else None
@@ -442,6 +568,7 @@ class Worker:
             self._lease_lost(results, recorded.lost)
         dead: dict[str, list[tuple[ClaimedDelivery, DeliveryResult]]] = {}
         for c, res in results:
+            self.attempts.result(c.app, c.platform, res)
             if self.metrics is not None:
                 if res.outcome is Outcome.RETRY:
                     self.metrics.retries.labels(c.app, c.platform, res.reason or str(res.status)).inc()
@@ -489,7 +616,9 @@ class Worker:
                 data = {"platform": c.platform, "reason": reason}
                 await asyncio.to_thread(self.webhooks.emit, app, "app.paused", data)
 
-    async def _retire(self, app: str, items: Results, sent_at: datetime) -> None:
+    async def _retire(self, app: str, items: Results, sent_at: datetime) -> set[str]:
+        """Retire the devices a provider called dead, log and count it, and tell the app's
+        webhook (``token.retired``). Returns the tokens retired."""
         try:
             retired = set(
                 await asyncio.to_thread(
@@ -498,7 +627,7 @@ class Worker:
             )
         except Exception as exc:
             event(log, logging.ERROR, "device.retire_failed", app=app, devices=len(items), error=repr(exc))
-            return
+            return set()
         events = []
         for c, res in items:
             if res.token not in retired:
@@ -525,3 +654,4 @@ class Worker:
             )
         if events and self.webhooks is not None:
             await asyncio.to_thread(self.webhooks.emit_many, app, "token.retired", events)
+        return retired
