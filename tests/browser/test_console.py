@@ -404,3 +404,44 @@ def test_live_updates_and_the_resume_button(console: Console, page: Any) -> None
     # the first tab was not reloaded: htmx polled the live fragment until the end
     page.locator("#state", has_text="completed").wait_for(timeout=30_000)
     assert page.locator("table.deliveries td.outcome").all_inner_texts() == ["delivered"] * 3
+
+
+def test_bad_parameters_are_4xx_naming_the_field(console: Console, page: Any) -> None:
+    console.sign_in(page)
+    huge = str(2**64)
+    for path, status, field in (
+        (f"/console/devices?app={APP}&after={huge}", 400, "after"),
+        (f"/console/devices?app={APP}&after=-5", 400, "after"),
+        (f"/console/devices?app={APP}&after=x", 400, "after"),
+        (f"/console/devices/{huge}", 404, "id"),
+        ("/console/devices/x", 404, "id"),
+        ("/console/notifications?state=bogus", 400, "state"),
+        ("/console/notifications?cursor=zzz", 400, "cursor"),
+    ):
+        r = page.request.get(f"{console.url}{path}")
+        assert r.status == status, (path, r.status)
+        assert f"(field <code>{field}</code>)" in r.text() or f'"field": "{field}"' in r.text(), path
+
+
+def test_compose_to_tokens_and_to_every_device(console: Console, page: Any) -> None:
+    console.sign_in(page)
+    page.goto(f"{console.url}/console/compose")
+    page.get_by_label("device tokens").check()
+    page.get_by_label("Recipients").fill(console.tokens["android"])
+    page.get_by_label("Title", exact=True).fill("To one token")
+    page.get_by_role("button", name="Send").click()
+    page.wait_for_url(re.compile(rf"{console.url}/console/notifications/[0-9a-f-]+$"))
+    page.locator("#state", has_text="completed").wait_for(timeout=30_000)
+    assert page.locator("table.deliveries tbody tr td:first-child").all_inner_texts() == ["android"]
+
+    page.goto(f"{console.url}/console/compose")
+    page.get_by_label("every device of the app").check()
+    page.get_by_label("ios", exact=True).check()  # platforms: iOS only
+    page.get_by_label("Title", exact=True).fill("To every iPhone")
+    page.get_by_role("button", name="Send").click()
+    page.wait_for_url(re.compile(rf"{console.url}/console/notifications/[0-9a-f-]+$"))
+    page.locator("#state", has_text="completed").wait_for(timeout=30_000)
+    # the app's two iOS devices (test@4d.com's and someone@example.com's), nothing else
+    platforms = page.locator("table.deliveries tbody tr td:first-child").all_inner_texts()
+    assert [p.split(" ")[0] for p in platforms] == ["ios", "ios"]
+    assert page.locator("table.deliveries td.outcome").all_inner_texts() == ["delivered"] * 2

@@ -49,6 +49,16 @@ def _when(dt: datetime | None) -> str:
     return dt.replace(tzinfo=dt.tzinfo or UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _device_id(text: str) -> int | None:
+    """A device id from a URL, or None: ids are 64-bit, and a larger number would overflow the
+    database's integer (a 500) rather than find nothing."""
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if 0 <= value < 2**63 else None
+
+
 def _lines(text: str) -> list[str]:
     return [p.strip() for p in text.replace(",", "\n").splitlines() if p.strip()]
 
@@ -227,22 +237,18 @@ def console_routes(service: Service) -> APIRouter:
     async def devices_page(request: Request, session: ConsoleSession) -> Response:
         app = allowed_app(session, request.query_params.get("app"))
         q = request.query_params.get("q", "")
-        after = 0
-        if request.query_params.get("after"):
-            try:
-                after = int(request.query_params["after"])
-            except ValueError:
-                raise ApiError(400, "invalid_cursor", "after must be a device id", field="after") from None
+        after = _device_id(request.query_params.get("after") or "0")
+        if after is None:
+            raise ApiError(400, "invalid_cursor", "after must be a device id", field="after")
         result = await asyncio.to_thread(
             queries.search_devices, service.registry, app, q, after=after, limit=PAGE
         )
         return page(request, "devices.html", session, app=app, q=q, result=result, nav="devices")
 
     async def device_page(request: Request, session: ConsoleSession) -> Response:
-        try:
-            device_id = int(request.path_params["device_id"])
-        except ValueError:
-            raise ApiError(404, "not_found", "no such device", field="id") from None
+        device_id = _device_id(request.path_params["device_id"])
+        if device_id is None:
+            raise ApiError(404, "not_found", "no such device", field="id")
         device = await asyncio.to_thread(queries.device_by_id, engine, device_id)
         if device is None or not session.key.allows_app(device.app):
             raise ApiError(404, "not_found", "no such device", field="id")
