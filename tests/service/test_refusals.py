@@ -156,8 +156,30 @@ def _token_shapes(conn: Conn) -> None:
         assert data["device"]["token"] == token
 
 
+def _payload_limits(conn: Conn) -> None:
+    # myapp reaches iOS only (APNs configured): 4,096 bytes, 5,120 for a VoIP push
+    big = {"title": "t", "body": "x" * 4100}
+    for path, body, field in (
+        ("/v1/notifications", _send(notification=big), "notification.payload"),
+        ("/v1/notifications:batch", {"notifications": [_send(), _send(notification=big)]},
+         "notifications.1.notification.payload"),
+    ):  # fmt: skip
+        msg = conn.refused("POST", path, field, body)
+        assert "ios (APNs)" in msg and "4141 bytes" in msg and "4096" in msg, msg
+    voip = {"title": "t", "body": "x" * 4500, "push_type": "voip"}
+    status, data = conn.request("POST", "/v1/notifications", _send(notification=voip))
+    assert status == 202, data
+    msg = conn.refused("POST", "/v1/notifications", "notification.payload",
+                       _send(notification={**voip, "body": "x" * 5200}))  # fmt: skip
+    assert "5120" in msg
+    # a platform myapp cannot reach is not measured
+    status, data = conn.request("POST", "/v1/notifications", _send(notification=big, targets=["android"]))
+    assert status == 202, data
+
+
 def test_refused_at_accept_naming_the_field_on_one_keep_alive_connection(conn: Conn) -> None:
     # one service per database (starting one is the slow part); each check names its case
+    _payload_limits(conn)
     _token_shapes(conn)
     _unknown_enum_values(conn)
     _nul_characters_anywhere(conn)

@@ -35,13 +35,13 @@ from datetime import time as wall_time
 from typing import Any, TypeVar
 
 from .._exceptions import NotificationError
-from ..apns import render
 from ..config.loader import load_config
 from ..config.model import AppConfig, Config
 from ..fourd.recipients import Recipients, parse_recipients
 from ..notification import Notification
 from ..providers.base import ProviderFactory, ProviderPool
 from ..providers.build import Platforms, builder_for
+from ..providers.payload_check import check_payloads
 from ..queue.interface import NotificationStatus
 from ..queue.sql import SqlOutbox
 from ..registry.devices import DeviceRegistry
@@ -328,15 +328,8 @@ class AsyncPushNotification:
     def _checked(self, notification: NotificationLike) -> Notification:
         """The notification, checked up front so that a bad one raises before anything is sent."""
         n = _as_notification(notification)
-        if self.app.apns is not None and "ios" in self.targets:
-            for tag, variant in n.variants():  # the largest language variant must fit too
-                try:
-                    render(variant, topic=self.app.bundle_id)  # NotificationError / PayloadTooLargeError
-                except NotificationError as exc:
-                    if tag is not None:
-                        exc.args = (f"localizations.{tag}: {exc}",)
-                        exc.field = f"localizations.{tag}"
-                    raise
+        # the same check as the HTTP API's: every reachable platform, every language variant
+        check_payloads(n, self.app, self.targets)
         return n
 
     async def _send(

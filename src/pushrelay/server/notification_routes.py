@@ -115,7 +115,7 @@ def notification_routes(service: Service, guards: Guards) -> APIRouter:
         guards.require(key, "send", body.app)
         guards.known_app(body.app)
         now = utcnow()
-        req = request_from(body, key_id=key.id, now=now)
+        req = request_from(body, key_id=key.id, now=now, app=service.app_configs.get(body.app))
         (res,) = await commit([req], prefix="")
         headers = {"Location": f"/v1/notifications/{res.id}"}
         if not res.created:
@@ -142,7 +142,15 @@ def notification_routes(service: Service, guards: Guards) -> APIRouter:
         for i, item in enumerate(body.notifications):
             guards.require(key, "send", item.app, field=f"notifications.{i}.app")
             guards.known_app(item.app, field=f"notifications.{i}.app")
-            requests.append(request_from(item, key_id=key.id, now=now, prefix=f"notifications.{i}."))
+            requests.append(
+                request_from(
+                    item,
+                    key_id=key.id,
+                    now=now,
+                    prefix=f"notifications.{i}.",
+                    app=service.app_configs.get(item.app),
+                )
+            )
         results = await commit(requests, prefix="notifications")
         items = [
             {"id": res.id, "app": req.app, "state": _state_on_accept(req, now)}

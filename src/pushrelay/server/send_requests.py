@@ -12,8 +12,10 @@ from typing import Any
 
 from .._exceptions import NotificationError, PayloadTooLargeError
 from ..apns.payload import render
+from ..config.model import AppConfig
 from ..local_time import is_urgent, parse_local_time
 from ..notification import Notification
+from ..providers.payload_check import check_payloads
 from ..queue.interface import NotificationRequest, Recipients
 from .errors import ApiError
 from .schemas import SendBody
@@ -79,7 +81,11 @@ def _check_variant_sizes(n: Notification) -> None:
             ) from None
 
 
-def request_from(body: SendBody, *, key_id: str, now: datetime, prefix: str = "") -> NotificationRequest:
+def request_from(
+    body: SendBody, *, key_id: str, now: datetime, prefix: str = "", app: AppConfig | None = None
+) -> NotificationRequest:
+    """``app``: the app's settings, to render the payload for each platform it can reach (without
+    them, only the 4 KB every provider allows is checked)."""
     note = dict(body.notification)
     _check_badge(note, prefix)
     if body.priority is not None:
@@ -88,7 +94,10 @@ def request_from(body: SendBody, *, key_id: str, now: datetime, prefix: str = ""
         note["collapse_id"] = body.collapse_id
     try:
         notification = Notification.from_dict(note)
-        _check_variant_sizes(notification)
+        if app is not None:
+            check_payloads(notification, app, body.targets or ())
+        else:
+            _check_variant_sizes(notification)
         payload = notification.to_dict()
     except NotificationError as exc:
         field = f"{prefix}notification.{exc.field}" if exc.field else f"{prefix}notification"
