@@ -6,7 +6,8 @@
 Sends N copies of the 4D example notification through :class:`pushrelay.apns.ApnsClient.send_many`
 (one device token, one result per notification) and prints notifications/s and the peak RSS. It makes
 its own throw-away .p8 key: the null endpoint of ``../shared/bench`` checks nothing. With ``--json``
-it prints exactly one JSON object: {"sent", "ok", "seconds", "rate", "peak_rss_mb"}.
+it prints exactly one JSON object: {"sent", "ok", "seconds", "rate", "peak_rss_mb"}; ``rate``
+counts successes only, and any failed send makes the exit status non-zero.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ async def run(args: argparse.Namespace) -> dict[str, float | int]:
         "sent": args.n,
         "ok": ok,
         "seconds": round(seconds, 3),
-        "rate": round(args.n / seconds, 1),
+        # successes only: a refused or failed send is not throughput
+        "rate": round(ok / seconds, 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
 
@@ -84,6 +86,10 @@ def main() -> None:
             f"pushrelay: {out['sent']} sent, {out['ok']} ok, {out['seconds']}s, "
             f"{out['rate']:.0f} notifications/s, peak RSS {out['peak_rss_mb']} MB",
             file=sys.stdout,
+        )
+    if out["ok"] != out["sent"]:
+        sys.exit(
+            f"{int(out['sent']) - int(out['ok'])} of {out['sent']} sends failed: not a valid measurement"
         )
 
 

@@ -25,6 +25,12 @@ class FakeClock:
         self.now += seconds
 
 
+def issue_devices(sandbox: ApnsSandbox, count: int = 3000) -> None:
+    """The strict sandbox knows only tokens it issued: bind the tests' ``f"{i:064x}"`` tokens to the app."""
+    for i in range(count):
+        sandbox.issue_token(BUNDLE, token=f"{i:064x}")
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
@@ -32,8 +38,9 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def sandbox(tmp_path: Path) -> AsyncIterator[ApnsSandbox]:
-    async with ApnsSandbox(directory=tmp_path / "sandbox", lenient=True) as sb:
+    async with ApnsSandbox(directory=tmp_path / "sandbox") as sb:
         sb.add_topic(BUNDLE, TEAM)
+        issue_devices(sb)
         yield sb
 
 

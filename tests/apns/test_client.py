@@ -16,7 +16,7 @@ from pushrelay import Notification, NotificationError, Outcome
 from pushrelay.apns import ApnsClient, CertificateAuth, SyncApnsClient, TokenAuth
 from pushrelay.sandbox import ApnsSandbox
 
-from .conftest import BUNDLE, TEAM, FakeClock
+from .conftest import BUNDLE, TEAM, FakeClock, issue_devices
 
 NOTE = Notification(title="This is title", body="Here is the content of this notification")
 MakeClient = Callable[..., ApnsClient]
@@ -149,8 +149,9 @@ async def test_invalid_token_and_notification_are_refused_locally(
 async def test_jwt_is_refreshed_after_45_minutes_and_shared(
     tmp_path: Path, key_file: Path, clock: FakeClock
 ) -> None:
-    async with ApnsSandbox(directory=tmp_path / "sb", clock=clock, lenient=True) as sb:
+    async with ApnsSandbox(directory=tmp_path / "sb", clock=clock) as sb:
         sb.add_topic(BUNDLE, TEAM)
+        issue_devices(sb)
         sb.create_key(TEAM, "KEYCLOCK01", tmp_path)
         auth = TokenAuth.from_file(tmp_path / "AuthKey_KEYCLOCK01.p8", team_id=TEAM, clock=clock)
         async with ApnsClient(
@@ -168,8 +169,9 @@ async def test_expired_provider_token_mints_once_drops_the_connection_and_the_ne
     tmp_path: Path, clock: FakeClock
 ) -> None:
     sandbox_clock = FakeClock(clock.now)
-    async with ApnsSandbox(directory=tmp_path / "sb", clock=sandbox_clock, lenient=True) as sb:
+    async with ApnsSandbox(directory=tmp_path / "sb", clock=sandbox_clock) as sb:
         sb.add_topic(BUNDLE, TEAM)
+        issue_devices(sb)
         sb.create_key(TEAM, "KEYEXPIRE1", tmp_path)
         auth = TokenAuth.from_file(tmp_path / "AuthKey_KEYEXPIRE1.p8", team_id=TEAM, clock=clock)
         async with ApnsClient(auth, topic=BUNDLE, endpoint=sb.url, ca_file=sb.ca_file) as client:
@@ -312,8 +314,9 @@ async def test_async_iterable_input_and_many_notifications(
 
 
 def test_sync_client(tmp_path: Path) -> None:
-    with ApnsSandbox.running(directory=tmp_path / "sb", lenient=True) as sb:
+    with ApnsSandbox.running(directory=tmp_path / "sb") as sb:
         sb.add_topic(BUNDLE, TEAM)
+        issue_devices(sb)
         key = sb.create_key(TEAM, "SYNCKEY001", tmp_path)
         auth = TokenAuth.from_file(key, team_id=TEAM)
         with SyncApnsClient(auth, topic=BUNDLE, endpoint=sb.url, ca_file=sb.ca_file) as client:

@@ -18,6 +18,12 @@ def tok(n: int) -> str:
     return f"{n:064x}"
 
 
+def issue_devices(sandbox: ApnsSandbox, count: int = 100) -> None:
+    """The strict sandbox knows only tokens it issued: bind ``tok(1)``..``tok(count)`` to the app."""
+    for n in range(1, count + 1):
+        sandbox.issue_token(BUNDLE, token=tok(n))
+
+
 def app_settings(sandbox: ApnsSandbox, key_file: Path, **extra: object) -> dict[str, object]:
     return {
         "bundle_id": BUNDLE,
@@ -33,8 +39,9 @@ def app_settings(sandbox: ApnsSandbox, key_file: Path, **extra: object) -> dict[
 
 @pytest.fixture
 async def sandbox(tmp_path: Path) -> AsyncIterator[ApnsSandbox]:
-    async with ApnsSandbox(directory=tmp_path / "sandbox", lenient=True) as sb:
+    async with ApnsSandbox(directory=tmp_path / "sandbox") as sb:
         sb.add_topic(BUNDLE, TEAM)
+        issue_devices(sb)
         yield sb
 
 

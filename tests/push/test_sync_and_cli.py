@@ -18,15 +18,16 @@ from pushrelay.push import PushNotification
 from pushrelay.registry import DeviceRegistry
 from pushrelay.sandbox import ApnsSandbox
 
-from .conftest import BUNDLE, KEY_ID, TEAM, app_settings, tok
+from .conftest import BUNDLE, KEY_ID, TEAM, app_settings, issue_devices, tok
 
 NOTE = {"title": "Hello", "body": "World"}
 
 
 @pytest.fixture
 def threaded_sandbox(tmp_path: Path) -> Iterator[ApnsSandbox]:
-    with ApnsSandbox.running(directory=tmp_path / "sandbox", lenient=True) as sb:
+    with ApnsSandbox.running(directory=tmp_path / "sandbox") as sb:
         sb.add_topic(BUNDLE, TEAM)
+        issue_devices(sb)
         yield sb
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from pushrelay.config import config_from_dict
 from pushrelay.config.model import ServiceConfig
@@ -249,8 +250,8 @@ async def test_a_chunk_given_up_after_an_error_is_not_renewed_and_is_sent_again(
 
         def fail_once(worker_id: str, results: Any, **kw: Any) -> Any:
             calls.append(len(results))
-            if len(calls) == 1:
-                raise RuntimeError("the database went away")
+            if len(calls) == 1:  # what SQLAlchemy raises when the connection is gone
+                raise OperationalError("UPDATE outbox_deliveries ...", None, Exception("server closed"))
             return real(worker_id, results, **kw)
 
         monkeypatch.setattr(service.outbox, "record", fail_once)
@@ -263,3 +264,45 @@ async def test_a_chunk_given_up_after_an_error_is_not_renewed_and_is_sent_again(
     assert attempts == 2 and len(calls) == 2
     ids = [r.apns_id for r in sandbox.received(tok)]
     assert len(ids) == 2 and ids[0] == ids[1]  # a duplicate the device can recognise, not a loss
+
+
+class _NulReason:
+    """The provider client, except that its answer for ``token`` carries a NUL byte in its reason
+    (PostgreSQL refuses to store it)."""
+
+    def __init__(self, inner: Any, token: str) -> None:
+        self.inner = inner
+        self.token = token
+
+    def send_many(self, items: Any) -> AsyncIterator[Any]:
+        async def answers() -> AsyncIterator[Any]:
+            async for res in self.inner.send_many(items):
+                if res.token == self.token:
+                    res.reason = "Odd\x00Reason"
+                yield res
+
+        return answers()
+
+
+async def test_an_answer_the_database_refuses_does_not_keep_its_chunk_unrecorded(
+    database_url: str, sandbox: ApnsSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    odd = _tok(41)
+    async with _service(database_url, sandbox, tmp_path) as service:
+        real_get = service.pool.get
+
+        async def get(app: str, platform: str, environment: str | None) -> Any:
+            return _NulReason(await real_get(app, platform, environment), odd)
+
+        monkeypatch.setattr(service.pool, "get", get)
+        tokens = (_tok(40), odd, _tok(42), _tok(43))
+        nid = _enqueue(service, Recipients(device_tokens=tokens))
+        found = await _final(service, [nid])
+        with service.db.engine.connect() as conn:
+            rows = {r.token: r for r in conn.execute(select(D.token, D.attempts, D.reason))}
+    assert found[nid].counts == {"total": 4, "delivered": 4}
+    assert all(r.attempts == 1 for r in rows.values())  # recorded at once, none sent twice
+    assert len(sandbox.all_received()) == 4
+    if database_url.startswith("postgresql"):
+        assert rows[odd].reason.startswith("answer not recordable as given: DataError: ")
+        assert all(rows[t].reason is None for t in tokens if t != odd)

@@ -36,7 +36,7 @@ from ..outcome import DeliveryResult, Outcome
 from ..providers.base import AppProviderPool, Item, UnknownTarget, for_device
 from ..providers.state import Deferrals, deferral_for
 from ..queue.errors import describe_error, is_transient
-from ..queue.interface import ClaimedDelivery, DeviceRef, ExpansionJob, Outbox
+from ..queue.interface import ClaimedDelivery, DeviceRef, ExpansionJob, Outbox, Recorded
 from ..queue.models import utcnow
 from ..webhooks.dispatcher import WebhookDispatcher
 from .attempt_log import AttemptLog
@@ -563,7 +563,7 @@ class Worker:
                     )
                 except Exception as exc:
                     event(log, logging.WARNING, "deferrals.write_failed", app=c.app, error=repr(exc))
-        recorded = await asyncio.to_thread(self.outbox.record, self.id, results, park_broken=self.park_broken)
+        recorded = await asyncio.to_thread(self._store, results)
         if recorded.lost:
             self._lease_lost(results, recorded.lost)
         dead: dict[str, list[tuple[ClaimedDelivery, DeliveryResult]]] = {}
@@ -581,6 +581,37 @@ class Worker:
         for app, items in dead.items():
             await self._retire(app, items, sent_at)
         self._completed(recorded.completed)
+
+    def _store(self, results: Results) -> Recorded:
+        """``Outbox.record`` for a batch; if the batch raises, one by one, so that one answer the
+        database refuses (a provider's reason with a NUL byte, on PostgreSQL) does not leave the
+        whole chunk unrecorded, to be sent again and again. That answer is stored without the
+        text at fault. A database that is away raises (the leases run out, the chunk is resent)."""
+        try:
+            return self.outbox.record(self.id, results, park_broken=self.park_broken)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            event(log, logging.WARNING, "worker.record_batch_failed", worker=self.id, results=len(results),
+                  error=describe_error(exc), hint="recording them one by one to isolate the cause")  # fmt: skip
+        completed: list[str] = []
+        lost = 0
+        for c, res in results:
+            try:
+                one = self.outbox.record(self.id, [(c, res)], park_broken=self.park_broken)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                why = describe_error(exc)
+                event(log, logging.ERROR, "delivery.record_failed", app=c.app, platform=c.platform,
+                      delivery=c.id, outcome=res.outcome.value, error=why)  # fmt: skip
+                safe = DeliveryResult(
+                    c.token, res.outcome, res.status, f"answer not recordable as given: {why}"
+                )
+                one = self.outbox.record(self.id, [(c, safe)], park_broken=self.park_broken)
+            completed += one.completed
+            lost += one.lost
+        return Recorded(completed, lost)
 
     def _lease_lost(self, results: Results, lost: int) -> None:
         """Results that arrived after our lease went to another worker: that worker sends and

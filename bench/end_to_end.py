@@ -1,0 +1,403 @@
+"""End to end against the null HTTP/2 APNs of ../shared/bench, everything measured in one run.
+
+    python bench/end_to_end.py --devices 20000 --db sqlite|postgresql [--database-url URL] \
+        [--workers K] [--api-seconds 5] [--api-rps 500] [--json]
+
+1. starts the null APNs (nginx, ``../shared/bench/nginx-sink.conf.in``) on a free loopback port;
+2. ``raw_per_s``: ``ApnsClient.send_many`` from this process straight to it (successes only);
+3. starts ``pushrelay serve`` configured against it (``--workers K`` > 0: ``serve --api-only`` plus
+   K ``pushrelay worker`` processes) on a fresh database (PostgreSQL: a throw-away database on
+   127.0.0.1:5432 unless ``--database-url`` is given);
+4. ``register_per_s``: N devices through ``POST /v1/devices:batch``, 1,000 per request;
+5. ``e2e_per_s``: one notification to every device (``recipients.all``), from the request to the
+   last outcome recorded; ``ratio`` = e2e / raw;
+6. ``api_*``: ``POST /v1/notifications`` offered at a fixed rate (open loop: latency is measured
+   from when each request was due, so a slow server cannot hide its queue), each to one device,
+   while the workers deliver them;
+7. ``peak_rss_mb``: the largest peak RSS (VmHWM) among the service's processes.
+
+Prints one JSON object (``--json``) or a summary. Exits non-zero if any delivery did not succeed.
+The machine is usually shared: compare figures within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from pushrelay.apns import ApnsClient, TokenAuth
+from pushrelay.db import Database
+from pushrelay.notification import Notification
+from pushrelay.server.apikeys import ApiKeyStore
+
+HERE = Path(__file__).resolve().parent
+
+
+def _sink_conf() -> Path:
+    """The kit's nginx template: $PUSHRELAY_BENCH_KIT, else ``shared/bench`` next to the checkout
+    or next to one of its parents (a worktree lives one level deeper than the main checkout)."""
+    if kit := os.environ.get("PUSHRELAY_BENCH_KIT"):
+        return Path(kit) / "nginx-sink.conf.in"
+    for parent in HERE.parents:
+        if (candidate := parent / "shared" / "bench" / "nginx-sink.conf.in").exists():
+            return candidate
+    return HERE.parent.parent / "shared" / "bench" / "nginx-sink.conf.in"
+
+
+SINK_CONF = _sink_conf()
+PG_ADMIN = os.environ.get("PUSHRELAY_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+TEAM, BUNDLE = "TEAM123456", "com.sample.bench"
+NOTE = {"title": "This is title", "body": "Here is the content of this notification"}
+
+
+class SinkUnavailable(Exception):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def tok(i: int) -> str:
+    return f"{i + 1:064x}"
+
+
+def start_sink(tmp: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """nginx in the foreground (so that it is our child and we stop it by its pid)."""
+    nginx = next((p for p in ("/usr/sbin/nginx", "/usr/bin/nginx") if Path(p).exists()), None)
+    if nginx is None or not SINK_CONF.exists():
+        raise SinkUnavailable(f"the null APNs needs nginx and {SINK_CONF} (bash ../shared/bench/setup.sh)")
+    d = tmp / "sink"
+    (d / "tmp").mkdir(parents=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    (d / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    cert = subprocess.run(
+        ["openssl", "req", "-x509", "-key", str(d / "key.pem"), "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-out", str(d / "cert.pem")],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    if cert.returncode:
+        raise SinkUnavailable(f"openssl could not make the sink's certificate: {cert.stderr.decode()[-300:]}")
+    port = free_port()
+    conf = SINK_CONF.read_text().replace("@DIR@", str(d)).replace("@PORT@", str(port))
+    (d / "nginx.conf").write_text(conf)
+    proc = subprocess.Popen(
+        [nginx, "-c", str(d / "nginx.conf"), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=(d / "stderr.log").open("wb"),
+    )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SinkUnavailable(f"nginx exited: {(d / 'stderr.log').read_text()[-500:]}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc, f"https://127.0.0.1:{port}", d / "cert.pem"
+        time.sleep(0.05)
+    proc.kill()
+    raise SinkUnavailable("nginx did not start listening")
+
+
+async def raw_rate(url: str, ca: Path, n: int) -> float:
+    auth = TokenAuth(ec.generate_private_key(ec.SECP256R1()), key_id="RAWBENCH01", team_id=TEAM)
+    note = Notification.from_dict(NOTE)
+    async with ApnsClient(auth, topic=BUNDLE, endpoint=url, ca_file=ca) as client:
+        warm = await client.send(note, tok(0))
+        if not warm.ok:
+            raise SystemExit(f"raw transport warm-up failed: {warm.outcome} {warm.reason}")
+        ok = 0
+        t0 = time.perf_counter()
+        async for result in client.send_many((note, tok(i), None) for i in range(n)):
+            ok += result.ok
+        seconds = time.perf_counter() - t0
+    if ok != n:
+        raise SystemExit(f"raw transport: {n - ok} of {n} sends failed")
+    return ok / seconds
+
+
+def vm_hwm_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_for(pred: Any, what: str, timeout: float, every: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if pred():
+                return
+        except (httpx.HTTPError, OSError, ValueError, KeyError):
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(every)
+
+
+async def register(base: str, key: str, n: int) -> float:
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=300) as c:
+
+        async def one(start: int) -> None:
+            devices = [
+                {"app": "bench", "token": tok(i), "email": f"u{i}@x.com"}
+                for i in range(start, min(n, start + 1000))
+            ]
+            r = await c.post("/v1/devices:batch", json={"devices": devices})
+            r.raise_for_status()
+            if r.json()["counts"]["failed"]:
+                raise SystemExit(f"registration refused devices: {r.text[:500]}")
+
+        t0 = time.perf_counter()
+        starts = list(range(0, n, 1000))
+        for i in range(0, len(starts), 2):  # two requests at a time
+            await asyncio.gather(*(one(s) for s in starts[i : i + 2]))
+        return n / (time.perf_counter() - t0)
+
+
+async def api_load(base: str, key: str, n_devices: int, rps: float, seconds: float) -> dict[str, Any]:
+    total = int(rps * seconds)
+    lat: list[float] = []
+    failures: list[str] = []
+    ids: list[str] = []
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    async with httpx.AsyncClient(
+        base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60, limits=limits
+    ) as c:
+
+        async def one(i: int, due: float) -> None:
+            body = {"app": "bench", "notification": {"title": f"n{i}"},
+                    "recipients": {"device_tokens": [tok(i % n_devices)]}}  # fmt: skip
+            try:
+                r = await c.post("/v1/notifications", json=body)
+            except httpx.HTTPError as exc:
+                failures.append(type(exc).__name__)
+                return
+            if r.status_code != 202:
+                failures.append(f"{r.status_code} {r.text[:200]}")
+                return
+            ids.append(r.json()["id"])
+            lat.append(time.perf_counter() - due)
+
+        t0 = time.perf_counter()
+        tasks = []
+        for i in range(total):
+            due = t0 + i / rps
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i, due)))
+        await asyncio.gather(*tasks)
+        wall = time.perf_counter() - t0
+    if failures:
+        raise SystemExit(f"{len(failures)} of {total} API requests failed, e.g. {failures[0]}")
+    q = statistics.quantiles(lat, n=100) if len(lat) >= 2 else [lat[0] if lat else 0.0] * 99
+    return {
+        "api_offered_rps": rps,
+        "api_achieved_rps": round(len(lat) / wall, 1),
+        "api_p50_ms": round(q[49] * 1000, 1),
+        "api_p99_ms": round(q[98] * 1000, 1),
+        "api_requests": total,
+        "ids": ids,
+    }
+
+
+def pg_database(url: str | None) -> tuple[str, str | None]:
+    """(URL, name of a database we created and must drop)."""
+    if url:
+        return url, None
+    import psycopg
+
+    name = f"pushrelay_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}", name
+
+
+def drop_pg(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {"devices": args.devices, "db": args.db, "workers": args.workers}
+    sink, sink_url, ca = start_sink(tmp)
+    procs: list[subprocess.Popen[bytes]] = []
+    created_db: str | None = None
+    try:
+        out["raw_per_s"] = round(asyncio.run(raw_rate(sink_url, ca, args.raw or args.devices)), 1)
+        if args.db == "sqlite":
+            url = args.database_url or f"sqlite:///{tmp / 'bench.db'}"
+        else:
+            url, created_db = pg_database(args.database_url)
+        p8 = tmp / "AuthKey_BENCH12345.p8"
+        p8.write_bytes(
+            ec.generate_private_key(ec.SECP256R1()).private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        cfg = tmp / "pushrelay.toml"
+        cfg.write_text(
+            f'[database]\nurl = "{url}"\n[apps.bench]\nbundle_id = "{BUNDLE}"\n'
+            f'[apps.bench.apns]\nteam_id = "{TEAM}"\nkey_id = "BENCH12345"\nkey_file = "{p8}"\n'
+            f'endpoint = "{sink_url}"\nca_file = "{ca}"\n'
+        )
+        db = Database(url)
+        try:
+            key = ApiKeyStore(db.engine).create(["admin"])[1]
+        finally:
+            db.dispose()
+        env = {**os.environ, "PUSHRELAY_LOG_LEVEL": "warning",
+               "PUSHRELAY_RATE_LIMIT": "1000000", "PUSHRELAY_RATE_BURST": "1000000"}  # fmt: skip
+        port = free_port()
+        py = sys.executable
+        serve = [
+            py,
+            "-m",
+            "pushrelay",
+            "serve",
+            "--config",
+            str(cfg),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
+        procs.append(subprocess.Popen([*serve, *(["--api-only"] if args.workers else [])],
+                                      stdout=(tmp / "serve.log").open("wb"), stderr=subprocess.STDOUT, env=env))  # fmt: skip
+        for k in range(args.workers):
+            procs.append(subprocess.Popen([py, "-m", "pushrelay", "worker", "--config", str(cfg), "--log-level", "warning"],
+                                          stdout=(tmp / f"worker{k}.log").open("wb"), stderr=subprocess.STDOUT, env=env))  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            if procs[0].poll() is not None:
+                raise SystemExit(f"the service exited: {(tmp / 'serve.log').read_text()[-1500:]}")
+            return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
+
+        wait_for(up, "the service", 60)
+        out["register_per_s"] = round(asyncio.run(register(base, key, args.devices)), 1)
+
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=120) as c:
+            t0 = time.perf_counter()
+            r = c.post(
+                "/v1/notifications", json={"app": "bench", "notification": NOTE, "recipients": {"all": True}}
+            )
+            r.raise_for_status()
+            nid = r.json()["id"]
+            wait_for(
+                lambda: c.get(f"/v1/notifications/{nid}").json()["state"] == "completed",
+                "completion",
+                3600,
+                0.25,
+            )
+            wall = time.perf_counter() - t0
+            counts = {k: v for k, v in c.get(f"/v1/notifications/{nid}").json()["counts"].items() if v}
+            out["e2e_seconds"] = round(wall, 2)
+            out["e2e_per_s"] = round(args.devices / wall, 1)
+            out["ratio"] = round(out["e2e_per_s"] / out["raw_per_s"], 3)
+            out["e2e_counts"] = counts
+
+            load = asyncio.run(api_load(base, key, args.devices, args.api_rps, args.api_seconds))
+            ids = load.pop("ids")
+            out.update(load)
+
+            def all_done() -> bool:
+                return all(c.get(f"/v1/notifications/{i}").json()["state"] == "completed" for i in ids[-20:])
+
+            wait_for(all_done, "the API load's notifications", 600, 0.5)
+            bad = 0
+            for i in ids:
+                got = c.get(f"/v1/notifications/{i}").json()
+                if got["state"] != "completed":
+                    wait_for(
+                        lambda i=i: c.get(f"/v1/notifications/{i}").json()["state"] == "completed",
+                        i,
+                        600,
+                        0.2,
+                    )
+                    got = c.get(f"/v1/notifications/{i}").json()
+                bad += sum(v for k, v in got["counts"].items() if k not in ("delivered", "total"))
+            out["api_undelivered"] = bad
+        out["peak_rss_mb"] = round(max(vm_hwm_mb(p.pid) for p in procs), 1)
+        out["ok"] = (
+            counts.get("delivered") == args.devices
+            and bad == 0
+            and not [k for k in counts if k not in ("delivered", "total")]
+        )
+        return out
+    finally:
+        for p in reversed(procs):
+            stop(p)
+        stop(sink)
+        if created_db:
+            drop_pg(created_db)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--devices", type=int, default=20_000)
+    p.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    p.add_argument("--database-url", default=None, help="an empty database (default: a throw-away one)")
+    p.add_argument("--workers", type=int, default=0, help="pushrelay worker processes (0: in serve)")
+    p.add_argument("--raw", type=int, default=0, help="sends for the raw rate (default: --devices)")
+    p.add_argument("--api-rps", type=float, default=500.0)
+    p.add_argument("--api-seconds", type=float, default=5.0)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="pushrelay-e2e-") as d:
+        try:
+            out = run(args, Path(d))
+        except SinkUnavailable as exc:
+            print(f"null APNs sink unavailable: {exc}", file=sys.stderr)
+            sys.exit(3)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        for k, v in out.items():
+            print(f"{k:>18}: {v}")
+    if not out["ok"]:
+        sys.exit(
+            f"not every delivery succeeded: {out['e2e_counts']}, API load undelivered {out['api_undelivered']}"
+        )
+
+
+if __name__ == "__main__":
+    main()
