@@ -18,6 +18,7 @@ url = "sqlite:///data/relay.db"
 bundle_id = "com.sample.myappname"
 registered_tokens_only = true
 webhook_url = "https://backend.example/hooks/push"
+webhook_secret = "whsec-hunter3"
 
 [apps.myapp.apns]
 team_id = "TEAM123456"

@@ -235,6 +235,7 @@ _APP_KEYS: dict[str, Reader] = {
     "registered_tokens_only": _bool,
     "webhook_url": _http_url,
     "webhook_secret": _text,
+    "webhook_unsigned": _bool,
     "quiet_hours": _quiet_hours,
     "apns": _table,
     "fcm": _passthrough,
@@ -340,7 +341,11 @@ def _app(name: str, table: Mapping[str, Any], src: _Source) -> AppConfig:
         raise src.error(prefix + "apns", "has both key_file and cert_file: choose token or certificate auth")
     if apns is not None and apns.key_file is not None and not apns.team_id:
         raise src.error(prefix + "apns.team_id", "is required with key_file (token authentication)")
-    return AppConfig(name=name, apns=apns, base_dir=src.base_dir, **values)
+    app = AppConfig(name=name, apns=apns, base_dir=src.base_dir, **values)
+    problem = app.webhook_problem()
+    if problem is not None:
+        raise src.error(prefix + "webhook_secret", problem.removeprefix(prefix + "webhook_secret "))
+    return app
 
 
 def config_from_dict(

@@ -104,6 +104,9 @@ class AppConfig:
     """Refuse raw device tokens that are not in the registry (4D's behaviour)."""
     webhook_url: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)
+    webhook_unsigned: bool = False
+    """``webhook_unsigned = true``: send events without a signature on purpose (a receiver on a
+    private network); without it a ``webhook_url`` needs a ``webhook_secret``."""
     fourd_folder: Path | None = None
     quiet_hours: QuietHours | None = None
     """``quiet_hours = {start = "22:00", end = "08:00"}``: non-urgent notifications accepted by the
@@ -127,6 +130,42 @@ class AppConfig:
 
     def replace(self, **changes: Any) -> AppConfig:
         return dataclasses.replace(self, **changes)
+
+    def webhook_problem(self) -> str | None:
+        """Why this app's webhook cannot be used as configured (the key to set), or None."""
+        if self.webhook_url and not self.webhook_secret and not self.webhook_unsigned:
+            return (
+                f"apps.{self.name}.webhook_secret is required with webhook_url: receivers verify each "
+                "event's signature with it (or set webhook_unsigned = true to send unsigned events)"
+            )
+        return None
+
+    def __repr__(self) -> str:
+        # the [fcm] and [webpush] tables pass through untyped and may hold an inline VAPID private key
+        shown = {
+            f.name: _redacted(getattr(self, f.name))
+            if f.name in ("fcm", "webpush")
+            else getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.repr
+        }
+        return "AppConfig(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+
+_SECRET_WORDS = ("private", "secret", "password", "passphrase", "credential", "token", "auth")
+
+
+def _redacted(table: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A settings table for a repr: values of keys that may hold a secret are replaced (file paths
+    are kept: a path is not the secret it names)."""
+    if table is None:
+        return None
+    return {
+        k: "<redacted>"
+        if any(w in k.lower() for w in _SECRET_WORDS) and not k.lower().endswith("_file")
+        else (_redacted(v) if isinstance(v, Mapping) else v)
+        for k, v in table.items()
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from .._exceptions import ConfigurationError
 from ..config import Config
 from ..db import Database
 from ..logs import event, get_logger
@@ -46,14 +47,12 @@ def build_service(
         if app.webhook_url
     }
     for name, app in config.apps.items():
+        problem = app.webhook_problem()  # a Config built in code skips the loader's check
+        if problem is not None:
+            database.dispose()
+            raise ConfigurationError(problem)
         if app.webhook_url and not app.webhook_secret:
-            event(
-                log,
-                logging.WARNING,
-                "webhook.unsigned",
-                app=name,
-                hint=f"set apps.{name}.webhook_secret so that receivers can verify events",
-            )
+            event(log, logging.WARNING, "webhook.unsigned", app=name, hint="webhook_unsigned = true")
     service = Service(
         database,
         providers=platforms.table,
