@@ -117,9 +117,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="pushrelay-bench-"))
     url = args.database_url or f"sqlite:///{tmp / 'bench.db'}"
     py = sys.executable
-    sandbox = start(
-        [py, "-m", "pushrelay", "sandbox", "--port", "0", "--dir", str(tmp / "sb")], tmp / "sandbox.log"
-    )
+    # --lenient: tens of thousands of made-up devices, not issued one by one through the control API
+    sandbox_cmd = [py, "-m", "pushrelay", "sandbox", "--port", "0", "--dir", str(tmp / "sb"), "--lenient"]
+    sandbox = start(sandbox_cmd, tmp / "sandbox.log")
     service: subprocess.Popen[bytes] | None = None
     try:
         wait_for(lambda: "listening on https://" in (tmp / "sandbox.log").read_text(), "the sandbox")

@@ -25,12 +25,15 @@ from multiprocessing.connection import Connection
 from pushrelay.fcm import FcmClient, ServiceAccount
 from pushrelay.notification import Notification
 
+# the rest of an FCM-shaped registration token (<instance id>:APA91b<...>): the sandbox refuses others
+_BODY = "b" * 130
+
 
 def serve(conn: Connection, directory: str) -> None:
     from pushrelay.sandbox.fcm import FcmSandbox
 
     async def main() -> None:
-        async with FcmSandbox(lenient=True) as sb:
+        async with FcmSandbox() as sb:
             key = sb.create_service_account(directory, project_id="bench")
             # The CA file stays in place while the sandbox runs, i.e. for the whole measurement.
             conn.send((sb.url, str(sb.ca_file), str(key)))
@@ -51,10 +54,12 @@ async def run(args: argparse.Namespace, url: str, ca_file: str, key_file: str) -
     account = ServiceAccount.from_file(key_file, ca_file=ca_file)
     async with FcmClient(account, base_url=url, ca_file=ca_file, concurrency=args.concurrency) as client:
         # Warm up: the OAuth token and the connection, outside the measurement.
-        assert (await client.send(note, "warm-up")).ok
+        assert (await client.send(note, f"warmup{0:018d}:APA91b{_BODY}")).ok
         start = time.perf_counter()
         ok = 0
-        async for result in client.send_many((note, f"token-{i}", i) for i in range(args.n)):
+        async for result in client.send_many(
+            (note, f"bench{i:017d}:APA91b{_BODY}", i) for i in range(args.n)
+        ):
             ok += result.ok
         seconds = time.perf_counter() - start
     # successes only: a refused or failed send is not throughput

@@ -63,7 +63,7 @@ def main() -> None:
 
     with (
         tempfile.TemporaryDirectory() as tmp_name,
-        ApnsSandbox.running(directory=Path(tmp_name) / "sb", lenient=True) as sb,
+        ApnsSandbox.running(directory=Path(tmp_name) / "sb") as sb,
     ):
         tmp = Path(tmp_name)
         sb.add_topic(BUNDLE, TEAM)
@@ -105,6 +105,8 @@ def main() -> None:
             sb.set_outage(args.status, args.reason)
             started = time.monotonic()
             tokens = [f"{i:064x}" for i in range(1, args.notifications + 1)]
+            for token in tokens:  # the strict sandbox knows issued tokens only
+                sb.issue_token(BUNDLE, token=token)
             with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {sender}"}, timeout=30) as c:
                 for chunk in range(0, len(tokens), 500):
                     body = {

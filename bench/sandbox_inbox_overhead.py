@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import secrets
 import statistics
 import subprocess
 import sys
@@ -39,11 +38,10 @@ async def serve(directory: Path, with_inbox: bool) -> None:
     from pushrelay.sandbox.inbox import Inbox, serve_inbox
     from pushrelay.sandbox.records import InboxLog
 
-    async with ApnsSandbox(directory=directory, lenient=True) as sandbox:
+    async with ApnsSandbox(directory=directory) as sandbox:
         key_file = sandbox.create_key(TEAM)
         sandbox.add_topic(BUNDLE, TEAM)
-        issue = getattr(sandbox, "issue_token", None)  # strict sandboxes hand out the device tokens
-        token = issue(BUNDLE) if issue is not None else secrets.token_hex(32)
+        token = sandbox.issue_token(BUNDLE)  # the strict sandbox knows issued tokens only
         info: dict[str, Any] = {
             "url": sandbox.url,
             "ca": str(sandbox.ca_file),

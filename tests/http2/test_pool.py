@@ -20,15 +20,16 @@ NOTE = Notification(title="t", body="b")
 
 
 async def test_idle_connection_is_pinged_and_kept(tmp_path: Path) -> None:
-    async with ApnsSandbox(directory=tmp_path / "sb", lenient=True) as sb:
+    async with ApnsSandbox(directory=tmp_path / "sb") as sb:
         sb.add_topic(BUNDLE, TEAM)
+        token = sb.issue_token(BUNDLE)
         auth = TokenAuth.from_file(sb.create_key(TEAM, "PINGKEY001", tmp_path), team_id=TEAM)
         async with ApnsClient(
             auth, topic=BUNDLE, endpoint=sb.url, ca_file=sb.ca_file, ping_interval=0.2
         ) as c:
-            assert (await c.send(NOTE, "ab" * 32)).ok
+            assert (await c.send(NOTE, token)).ok
             await asyncio.sleep(1.0)
-            assert (await c.send(NOTE, "ab" * 32)).ok
+            assert (await c.send(NOTE, token)).ok
             stats = c.pool.stats
         assert stats.pings >= 2 and stats.ping_timeouts == 0
         assert stats.connections_opened == 1

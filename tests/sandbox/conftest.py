@@ -61,10 +61,23 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def sandbox(clock: FakeClock, tmp_path: Path) -> AsyncIterator[ApnsSandbox]:
-    async with ApnsSandbox(clock=clock, directory=tmp_path / "sandbox", lenient=True) as sb:
+    async with ApnsSandbox(clock=clock, directory=tmp_path / "sandbox") as sb:
         sb.create_key(TEAM, KEY_ID, tmp_path)
         sb.add_topic(BUNDLE, TEAM)
         yield sb
+
+
+Issue = Callable[..., str]
+
+
+@pytest.fixture
+def issue(sandbox: ApnsSandbox) -> Issue:
+    """``issue(length=64, topic=BUNDLE, environment=None)``: a device token the strict sandbox issued."""
+
+    def _issue(length: int = 64, topic: str = BUNDLE, environment: str | None = None) -> str:
+        return sandbox.issue_token(topic, environment, token=new_token(length))  # type: ignore[arg-type]
+
+    return _issue
 
 
 @pytest.fixture
@@ -88,7 +101,7 @@ Sender = Callable[..., Any]
 
 
 @pytest.fixture
-def send(client: H2TestClient, bearer: str) -> Sender:
+def send(client: H2TestClient, bearer: str, issue: Issue) -> Sender:
     """``await send(token, body=..., **header overrides)``; a header set to None is left out."""
 
     async def _send(
@@ -109,7 +122,7 @@ def send(client: H2TestClient, bearer: str) -> Sender:
         headers.update({name.replace("_", "-"): value for name, value in overrides.items()})
         header_list = [(k, v) for k, v in headers.items() if v is not None] + list(extra or [])
         if path is None:
-            path = f"/3/device/{token if token is not None else new_token()}"
+            path = f"/3/device/{token if token is not None else issue()}"
         data = body.encode() if isinstance(body, str) else body
         return await (via or client).request(method, path, header_list, data)
 

@@ -18,8 +18,17 @@ from .conftest import ALERT, BUNDLE, new_token
 from .h2client import ConnectionClosed, H2Response, H2TestClient
 
 
-async def post(client: H2TestClient, *headers: tuple[str, str], token: str | None = None) -> H2Response:
-    return await client.request("POST", f"/3/device/{token or new_token()}", list(headers), ALERT.encode())
+async def post(
+    client: H2TestClient,
+    *headers: tuple[str, str],
+    token: str | None = None,
+    sandbox: ApnsSandbox | None = None,
+) -> H2Response:
+    """POST an alert; without ``token``, one ``sandbox`` issued for the request's app (else made up)."""
+    if token is None:
+        topic = dict(headers).get("apns-topic", BUNDLE)
+        token = sandbox.issue_token(topic) if sandbox is not None else new_token()
+    return await client.request("POST", f"/3/device/{token}", list(headers), ALERT.encode())
 
 
 def p12_to_pem(p12: Path, passphrase: str, directory: Path) -> tuple[Path, Path]:
@@ -51,7 +60,7 @@ async def test_p12_certificate_authenticates_without_a_jwt(sandbox: ApnsSandbox,
     client = await H2TestClient.connect(sandbox.url, sandbox.ca_file, cert=(cert_file, key_file, None))
     try:
         assert client.max_concurrent_streams == 1
-        token = new_token()
+        token = sandbox.issue_token(BUNDLE)
         first = await post(client, ("apns-topic", BUNDLE), token=token)
         no_topic = await post(client, token=token)  # the certificate's bundle is the default topic
         voip = await post(client, ("apns-topic", BUNDLE + ".voip"), ("apns-push-type", "voip"), token=token)
@@ -70,8 +79,8 @@ async def test_pem_certificate_for_another_bundle_gets_bad_topic(
     assert key_file is not None
     client = await H2TestClient.connect(sandbox.url, sandbox.ca_file, cert=(cert_file, key_file, None))
     try:
-        wrong = await post(client, ("apns-topic", BUNDLE))
-        right = await post(client, ("apns-topic", "com.other.app"))
+        wrong = await post(client, ("apns-topic", BUNDLE), sandbox=sandbox)
+        right = await post(client, ("apns-topic", "com.other.app"), sandbox=sandbox)
     finally:
         await client.close()
     assert (wrong.status, wrong.reason) == (400, "BadTopic")
@@ -83,7 +92,7 @@ async def test_encrypted_pem_key(sandbox: ApnsSandbox, tmp_path: Path) -> None:
     assert key_file is not None and b"ENCRYPTED" in key_file.read_bytes()
     client = await H2TestClient.connect(sandbox.url, sandbox.ca_file, cert=(cert_file, key_file, "pw"))
     try:
-        assert (await post(client, ("apns-topic", BUNDLE))).status == 200
+        assert (await post(client, ("apns-topic", BUNDLE), sandbox=sandbox)).status == 200
     finally:
         await client.close()
 
@@ -95,7 +104,7 @@ async def test_certificate_for_the_other_environment(sandbox: ApnsSandbox, tmp_p
     assert key_file is not None
     client = await H2TestClient.connect(sandbox.url, sandbox.ca_file, cert=(cert_file, key_file, None))
     try:
-        response = await post(client, ("apns-topic", BUNDLE))
+        response = await post(client, ("apns-topic", BUNDLE), sandbox=sandbox)
     finally:
         await client.close()
     assert (response.status, response.reason) == (403, "BadCertificateEnvironment")
@@ -114,7 +123,7 @@ async def test_untrusted_certificates_are_refused_in_the_handshake(
     with pytest.raises((ssl.SSLError, ConnectionError, ConnectionClosed)):
         client = await H2TestClient.connect(sandbox.url, sandbox.ca_file, cert=(cert_file, key_file, None))
         try:
-            await post(client, ("apns-topic", BUNDLE))
+            await post(client, ("apns-topic", BUNDLE), sandbox=sandbox)
         finally:
             await client.close()
     assert sandbox.stats.requests == 0
@@ -158,7 +167,7 @@ async def test_verified_certificate_that_is_not_a_push_certificate(
     )
     client = await H2TestClient.connect(sandbox.url, sandbox.ca_file, cert=(cert_file, key_file, None))
     try:
-        response = await post(client, ("apns-topic", BUNDLE))
+        response = await post(client, ("apns-topic", BUNDLE), sandbox=sandbox)
     finally:
         await client.close()
     assert (response.status, response.reason) == (403, "BadCertificate")

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from pushrelay.sandbox import ApnsSandbox
 
-from .conftest import ALERT, BUNDLE, KEY_ID, TEAM, Sender, make_jwt, new_token
+from .conftest import ALERT, BUNDLE, KEY_ID, TEAM, Issue, Sender, make_jwt
 from .h2client import H2Response, H2TestClient
 
 
@@ -25,9 +25,9 @@ async def control(client: H2TestClient, method: str, name: str, body: Any = None
 
 
 async def test_script_then_received_then_stats(
-    sandbox: ApnsSandbox, send: Sender, client: H2TestClient
+    issue: Issue, sandbox: ApnsSandbox, send: Sender, client: H2TestClient
 ) -> None:
-    dead, alive = new_token(), new_token()
+    dead, alive = issue(), issue()
     answer = await control(
         client,
         "POST",
@@ -100,7 +100,8 @@ async def test_register_a_key_and_a_topic(sandbox: ApnsSandbox, send: Sender, cl
     )
     fresh = await H2TestClient.connect(sandbox.url, sandbox.ca_file)  # one team per connection
     try:
-        response = await send(authorization="bearer " + token, apns_topic="com.remote.app", via=fresh)
+        device = (await control(client, "POST", "devices", {"topic": "com.remote.app"})).json["token"]
+        response = await send(device, authorization="bearer " + token, apns_topic="com.remote.app", via=fresh)
     finally:
         await fresh.close()
     assert response.status == 200
@@ -150,10 +151,10 @@ async def test_bad_control_requests_are_explained(
 
 def test_running_in_a_background_thread(tmp_path: Path) -> None:
     """Sync code drives the sandbox from its own thread while requests arrive on the sandbox's loop."""
-    with ApnsSandbox.running(directory=tmp_path / "sb", lenient=True) as sb:
+    with ApnsSandbox.running(directory=tmp_path / "sb") as sb:
         key = sb.create_key(TEAM, KEY_ID, tmp_path)
         sb.add_topic(BUNDLE, TEAM)
-        dead, alive = new_token(), new_token()
+        dead, alive = sb.issue_token(BUNDLE), sb.issue_token(BUNDLE)
         sb.script(dead, "unregistered")
 
         async def deliver() -> list[int]:

@@ -120,7 +120,14 @@ async def test_one_team_per_connection(
 
     fresh = await H2TestClient.connect(sandbox.url, sandbox.ca_file)
     try:
-        assert (await send(authorization=other, apns_topic="com.other.app", via=fresh)).status == 200
+        assert (
+            await send(
+                sandbox.issue_token("com.other.app"),
+                authorization=other,
+                apns_topic="com.other.app",
+                via=fresh,
+            )
+        ).status == 200
     finally:
         await fresh.close()
 

@@ -8,7 +8,7 @@ import pytest
 
 from pushrelay.sandbox import ApnsSandbox
 
-from .conftest import FakeClock, Sender, new_token
+from .conftest import FakeClock, Issue, Sender
 from .h2client import ConnectionClosed, H2TestClient, StreamWasReset
 
 REFUSED_STREAM = 7
@@ -28,9 +28,15 @@ REFUSED_STREAM = 7
     ],
 )
 async def test_scripted_answers(
-    sandbox: ApnsSandbox, send: Sender, clock: FakeClock, behaviour: str, status: int, reason: str
+    issue: Issue,
+    sandbox: ApnsSandbox,
+    send: Sender,
+    clock: FakeClock,
+    behaviour: str,
+    status: int,
+    reason: str,
 ) -> None:
-    token = new_token()
+    token = issue()
     sandbox.script(token, behaviour)
     for _ in range(2):  # times=None: every request
         response = await send(token)
@@ -43,23 +49,25 @@ async def test_scripted_answers(
     assert sandbox.stats.rejected[reason] == 2
 
 
-async def test_unregistered_with_a_given_timestamp(sandbox: ApnsSandbox, send: Sender) -> None:
-    token = new_token()
+async def test_unregistered_with_a_given_timestamp(issue: Issue, sandbox: ApnsSandbox, send: Sender) -> None:
+    token = issue()
     sandbox.script(token, "unregistered", timestamp_ms=1_700_000_000_123)
     response = await send(token)
     assert response.json == {"reason": "Unregistered", "timestamp": 1_700_000_000_123}
 
 
-async def test_times_then_normal_delivery(sandbox: ApnsSandbox, send: Sender) -> None:
-    token = new_token()
+async def test_times_then_normal_delivery(issue: Issue, sandbox: ApnsSandbox, send: Sender) -> None:
+    token = issue()
     sandbox.script(token, "unavailable", times=2)
     statuses = [(await send(token)).status for _ in range(3)]
     assert statuses == [503, 503, 200]
     assert len(sandbox.received(token)) == 1
 
 
-async def test_scripts_queue_up_and_an_open_ended_one_is_replaced(sandbox: ApnsSandbox, send: Sender) -> None:
-    token = new_token()
+async def test_scripts_queue_up_and_an_open_ended_one_is_replaced(
+    issue: Issue, sandbox: ApnsSandbox, send: Sender
+) -> None:
+    token = issue()
     sandbox.script(token, "unavailable", times=1)
     sandbox.script(token, "unregistered")
     assert [(await send(token)).reason for _ in range(3)] == [
@@ -74,23 +82,25 @@ async def test_scripts_queue_up_and_an_open_ended_one_is_replaced(sandbox: ApnsS
     assert (await send(token)).status == 200
 
 
-async def test_validation_comes_before_the_device_script(sandbox: ApnsSandbox, send: Sender) -> None:
-    token = new_token()
+async def test_validation_comes_before_the_device_script(
+    issue: Issue, sandbox: ApnsSandbox, send: Sender
+) -> None:
+    token = issue()
     sandbox.script(token, "unregistered", times=1)
     assert (await send(token, apns_priority="7")).reason == "BadPriority"
     assert (await send(token)).reason == "Unregistered"  # the script was not used up by the bad request
     assert (await send(token)).status == 200
 
 
-async def test_other_tokens_are_unaffected(sandbox: ApnsSandbox, send: Sender) -> None:
-    sandbox.script(new_token(), "unregistered")
-    assert (await send(new_token())).status == 200
+async def test_other_tokens_are_unaffected(issue: Issue, sandbox: ApnsSandbox, send: Sender) -> None:
+    sandbox.script(issue(), "unregistered")
+    assert (await send(issue())).status == 200
 
 
 async def test_reset_refuses_the_stream_and_keeps_the_connection(
-    sandbox: ApnsSandbox, send: Sender, client: H2TestClient
+    issue: Issue, sandbox: ApnsSandbox, send: Sender, client: H2TestClient
 ) -> None:
-    token = new_token()
+    token = issue()
     sandbox.script(token, "reset", times=1)
     with pytest.raises(StreamWasReset) as exc:
         await send(token)
@@ -100,8 +110,10 @@ async def test_reset_refuses_the_stream_and_keeps_the_connection(
     assert len(sandbox.received(token)) == 1
 
 
-async def test_drop_aborts_the_connection(sandbox: ApnsSandbox, send: Sender, client: H2TestClient) -> None:
-    token = new_token()
+async def test_drop_aborts_the_connection(
+    issue: Issue, sandbox: ApnsSandbox, send: Sender, client: H2TestClient
+) -> None:
+    token = issue()
     sandbox.script(token, "drop", times=1)
     with pytest.raises(ConnectionClosed):
         await send(token)
@@ -117,10 +129,10 @@ async def test_drop_aborts_the_connection(sandbox: ApnsSandbox, send: Sender, cl
 
 
 async def test_goaway_answers_lower_streams_and_drops_higher_ones(
-    sandbox: ApnsSandbox, send: Sender, client: H2TestClient
+    issue: Issue, sandbox: ApnsSandbox, send: Sender, client: H2TestClient
 ) -> None:
     assert (await send()).status == 200  # stream 1; the stream limit is raised
-    slow, leaving, later = new_token(), new_token(), new_token()
+    slow, leaving, later = issue(), issue(), issue()
     sandbox.script(slow, "delay", seconds=0.3, times=1)
     sandbox.script(leaving, "goaway", times=1)
     # Started in this order, they get streams 3, 5 and 7.
@@ -140,8 +152,10 @@ async def test_goaway_answers_lower_streams_and_drops_higher_ones(
     assert sandbox.stats.goaways_sent == 1
 
 
-async def test_goaway_on_the_first_stream(sandbox: ApnsSandbox, send: Sender, client: H2TestClient) -> None:
-    token = new_token()
+async def test_goaway_on_the_first_stream(
+    issue: Issue, sandbox: ApnsSandbox, send: Sender, client: H2TestClient
+) -> None:
+    token = issue()
     sandbox.script(token, "goaway", times=1, reason="Maintenance")
     with pytest.raises(ConnectionClosed):
         await send(token)
@@ -150,10 +164,10 @@ async def test_goaway_on_the_first_stream(sandbox: ApnsSandbox, send: Sender, cl
 
 
 async def test_delay_answers_later_and_others_are_not_held_up(
-    sandbox: ApnsSandbox, send: Sender, client: H2TestClient
+    issue: Issue, sandbox: ApnsSandbox, send: Sender, client: H2TestClient
 ) -> None:
     assert (await send()).status == 200  # raise the stream limit first
-    slow, quick = new_token(), new_token()
+    slow, quick = issue(), issue()
     sandbox.script(slow, "delay", seconds=0.3)
     slow_task = asyncio.create_task(send(slow))
     quick_task = asyncio.create_task(send(quick))

@@ -7,7 +7,7 @@ import json
 
 from pushrelay.sandbox import ApnsSandbox
 
-from .conftest import BUNDLE, Sender, new_token
+from .conftest import BUNDLE, Issue, Sender
 from .h2client import H2TestClient, StreamWasReset
 
 REFUSED_STREAM = 7
@@ -27,12 +27,12 @@ async def test_one_stream_until_a_valid_token_then_the_configured_limit(
 
 
 async def test_opening_a_second_stream_too_early_is_refused_and_counted(
-    sandbox: ApnsSandbox, bearer: str
+    issue: Issue, sandbox: ApnsSandbox, bearer: str
 ) -> None:
     rogue = await H2TestClient.connect(sandbox.url, sandbox.ca_file, obey_limits=False)
     try:
-        first = rogue.open_stream("/3/device/" + new_token(), headers(bearer))
-        second = rogue.open_stream("/3/device/" + new_token(), headers(bearer))
+        first = rogue.open_stream("/3/device/" + issue(), headers(bearer))
+        second = rogue.open_stream("/3/device/" + issue(), headers(bearer))
         body = json.dumps({"aps": {"alert": "hi"}}).encode()
         answer = await rogue.finish_stream(first, body)
         try:
@@ -48,7 +48,7 @@ async def test_opening_a_second_stream_too_early_is_refused_and_counted(
 
 
 async def test_pipelining_past_the_limit_is_caught_even_when_answers_are_quick(
-    sandbox: ApnsSandbox, bearer: str
+    issue: Issue, sandbox: ApnsSandbox, bearer: str
 ) -> None:
     """Complete requests sent back to back before the limit was raised: the second one is a violation,
     although the server had already answered the first (the client could not have seen that answer)."""
@@ -56,7 +56,7 @@ async def test_pipelining_past_the_limit_is_caught_even_when_answers_are_quick(
     body = json.dumps({"aps": {"alert": "hi"}}).encode()
     try:
         results = await asyncio.gather(
-            *(rogue.request("POST", "/3/device/" + new_token(), headers(bearer), body) for _ in range(3)),
+            *(rogue.request("POST", "/3/device/" + issue(), headers(bearer), body) for _ in range(3)),
             return_exceptions=True,
         )
     finally:
@@ -67,11 +67,11 @@ async def test_pipelining_past_the_limit_is_caught_even_when_answers_are_quick(
 
 
 async def test_burst_with_large_payloads_keeps_flow_control_moving(
-    sandbox: ApnsSandbox, send: Sender, client: H2TestClient
+    issue: Issue, sandbox: ApnsSandbox, send: Sender, client: H2TestClient
 ) -> None:
     """1,000 requests of ~2.5 KB (2.5 MB, far beyond the 64 KB windows) sent at once."""
     body = json.dumps({"aps": {"alert": "x" * 2500}})
-    tokens = [new_token() for _ in range(1000)]
+    tokens = [issue() for _ in range(1000)]
     results = await asyncio.gather(*(send(token, body=body) for token in tokens))
     assert {r.status for r in results} == {200}
     assert len(sandbox.all_received()) == 1000
@@ -82,10 +82,10 @@ async def test_burst_with_large_payloads_keeps_flow_control_moving(
 
 
 async def test_large_control_answer_is_sent_under_flow_control(
-    sandbox: ApnsSandbox, send: Sender, client: H2TestClient
+    issue: Issue, sandbox: ApnsSandbox, send: Sender, client: H2TestClient
 ) -> None:
     body = json.dumps({"aps": {"alert": "y" * 2000}})
-    await asyncio.gather(*(send(new_token(), body=body) for _ in range(100)))
+    await asyncio.gather(*(send(issue(), body=body) for _ in range(100)))
     response = await client.request("GET", "/_sandbox/received")
     assert response.status == 200
     assert len(response.body) > 200_000  # several flow-control windows

@@ -13,7 +13,7 @@ import pytest
 from pushrelay.sandbox import ApnsSandbox
 from pushrelay.sandbox.apns_rules import PUSH_TYPES
 
-from .conftest import ALERT, BUNDLE, KEY_ID, TEAM, FakeClock, Sender, make_jwt, new_token
+from .conftest import ALERT, BUNDLE, KEY_ID, TEAM, FakeClock, Issue, Sender, make_jwt
 from .h2client import H2TestClient
 
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -72,7 +72,7 @@ def payload_of_size(size: int) -> bytes:
     ],
 )
 async def test_rejections_answer_like_apple(
-    sandbox: ApnsSandbox, send: Sender, kwargs: dict[str, Any], status: int, reason: str
+    issue: Issue, sandbox: ApnsSandbox, send: Sender, kwargs: dict[str, Any], status: int, reason: str
 ) -> None:
     response = await send(**kwargs)
     assert (response.status, response.json) == (status, {"reason": reason})
@@ -87,7 +87,7 @@ async def test_rejections_answer_like_apple(
     [
         {},
         {"token": "AB" * 32},  # upper-case hex
-        {"token": new_token(160)},  # live-activity tokens are longer
+        {"token": "cd" * 80},  # live-activity tokens are longer
         {"apns_push_type": None},  # optional: defaults to alert
         {"apns_priority": "5"},
         {"apns_priority": "1"},
@@ -102,6 +102,8 @@ async def test_rejections_answer_like_apple(
 async def test_valid_requests_are_accepted(
     sandbox: ApnsSandbox, send: Sender, kwargs: dict[str, Any]
 ) -> None:
+    if "token" in kwargs:
+        sandbox.issue_token(BUNDLE, token=kwargs["token"])  # the strict sandbox knows issued tokens only
     response = await send(**kwargs)
     assert response.status == 200, response.body
     assert response.body == b""
@@ -123,9 +125,9 @@ async def test_every_push_type_with_its_topic_suffix(
 
 
 async def test_accepted_notification_is_recorded_with_every_field(
-    sandbox: ApnsSandbox, send: Sender, clock: FakeClock
+    issue: Issue, sandbox: ApnsSandbox, send: Sender, clock: FakeClock
 ) -> None:
-    token = new_token()
+    token = issue()
     apns_id = "8E6B7D3C-5A4F-4B2E-9C1D-0F1E2D3C4B5A"
     response = await send(
         token.upper(),
@@ -155,12 +157,14 @@ async def test_generated_apns_id_is_a_lowercase_uuid(sandbox: ApnsSandbox, send:
     assert sandbox.all_received()[0].apns_id == response.headers["apns-id"]
 
 
-async def test_default_priority_depends_on_push_type(sandbox: ApnsSandbox, send: Sender) -> None:
-    background = new_token()
+async def test_default_priority_depends_on_push_type(
+    issue: Issue, sandbox: ApnsSandbox, send: Sender
+) -> None:
+    background = issue()
     assert (
         await send(background, apns_push_type="background", body='{"aps":{"content-available":1}}')
     ).status == 200
-    alert = new_token()
+    alert = issue()
     assert (await send(alert, apns_push_type=None)).status == 200
     assert sandbox.received(background)[0].priority == 5
     assert (sandbox.received(alert)[0].priority, sandbox.received(alert)[0].push_type) == (10, None)
@@ -173,13 +177,15 @@ async def test_topic_of_another_team_is_disallowed(sandbox: ApnsSandbox, send: S
 
 
 async def test_development_environment_adds_apns_unique_id(tmp_path: Path) -> None:
-    async with ApnsSandbox(environment="development", lenient=True) as sb:
+    async with ApnsSandbox(environment="development") as sb:
         key = sb.create_key(TEAM, KEY_ID, tmp_path)
         sb.add_topic(BUNDLE, TEAM)
         client = await H2TestClient.connect(sb.url, sb.ca_file)
         try:
             headers = [("authorization", "bearer " + make_jwt(key, iat=time.time())), ("apns-topic", BUNDLE)]
-            response = await client.request("POST", "/3/device/" + new_token(), headers, ALERT.encode())
+            response = await client.request(
+                "POST", "/3/device/" + sb.issue_token(BUNDLE), headers, ALERT.encode()
+            )
         finally:
             await client.close()
     assert response.status == 200

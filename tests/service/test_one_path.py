@@ -8,8 +8,10 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from pushrelay.config import load_config
@@ -17,11 +19,22 @@ from pushrelay.db import Database
 from pushrelay.providers.models import DeferralRow, ProviderTokenRow
 from pushrelay.push import PushNotification
 from pushrelay.registry import DeviceRegistry
+from pushrelay.sandbox import ApnsSandbox
 
-from .conftest import Stack
+from .conftest import BUNDLE, TEAM, Stack
 
 N = {"title": "Hello", "body": "from one path"}
 PHONE, PAD = "a1" * 32, "b2" * 32
+
+
+@pytest.fixture
+def sandbox() -> Iterator[ApnsSandbox]:
+    """The strict APNs sandbox: the phone and the iPad are the only devices it issued for the app."""
+    with ApnsSandbox.running() as sb:
+        sb.add_topic(BUNDLE, TEAM)
+        for token in (PHONE, PAD):
+            sb.issue_token(BUNDLE, token=token)
+        yield sb
 
 
 def send_process(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:

@@ -7,6 +7,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from pushrelay import ConfigurationError
@@ -48,7 +49,10 @@ def test_file_then_environment_then_defaults(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ({"prot": 80}, "service.prot is not a known setting; expected one of: host, max_body, port"),
+        (
+            {"prot": 80},
+            "service.prot is not a known setting; expected one of: device_rate_burst, device_rate_limit, host",
+        ),
         ({"port": 70000}, "service.port must be a TCP port between 0 (any free port) and 65535, got 70000"),
         ({"rate_limit": "fast"}, "service.rate_limit must be a number, got a text"),
         ({"worker_chunk": 0}, "service.worker_chunk must be greater than 0, got 0"),
@@ -99,3 +103,58 @@ def test_serve_takes_port_and_rate_limit_from_the_file(stack: Stack) -> None:
         assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
         assert r.json()["error"]["code"] == "rate_limited"
     assert stack.service.stop() == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # nothing here depends on the database
+def test_register_keys_are_limited_per_client_address_and_per_device(stack: Stack) -> None:
+    """The register key every installed app carries: a bucket per client address (not one for the
+    fleet) and one per device; send keys keep their own bucket."""
+    stack.write_config(
+        stack.tmp / "AuthKey_ABC123DEFG.p8",
+        extra="\n[service]\nregister_rate_limit = 0.01\nregister_rate_burst = 3\n"
+        "device_rate_limit = 0.01\ndevice_rate_burst = 2\n",
+    )
+    stack.service.start()
+
+    def client(address: str) -> httpx.Client:
+        return httpx.Client(
+            base_url=stack.service.url,
+            headers={"Authorization": f"Bearer {stack.registrar}"},
+            transport=httpx.HTTPTransport(local_address=address),
+            timeout=30,
+        )
+
+    def register(c: httpx.Client, token: str) -> httpx.Response:
+        return c.post("/v1/devices", json={"app": "myapp", "platform": "ios", "token": token})
+
+    with client("127.0.0.2") as phone_a, client("127.0.0.3") as phone_b, client("127.0.0.4") as phone_c:
+        codes = [register(phone_a, f"{i:064x}").status_code for i in range(4)]
+        assert codes == [201, 201, 201, 429]
+        r = register(phone_a, f"{9:064x}")
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        assert "client address" in r.json()["error"]["message"]
+        # another address (another phone of the launch wave) is not throttled by the first
+        assert register(phone_b, f"{5:064x}").status_code == 201
+        # one device again and again: its own bucket (2 here), the error names the token
+        token = f"{7:064x}"
+        assert [register(phone_c, token).status_code for _ in range(2)] == [201, 200]
+        r = register(phone_c, token)
+        assert r.status_code == 429 and r.json()["error"]["field"] == "token"
+        assert int(r.headers["retry-after"]) >= 1
+    with stack.client(stack.sender) as snd:  # a send key is limited per key, untouched by the above
+        assert snd.get("/v1/notifications").status_code == 200
+    assert stack.service.stop() == 0
+
+
+def test_refilled_buckets_are_dropped_so_a_fleet_costs_memory_only_while_active() -> None:
+    from pushrelay.server.ratelimit import RateLimiter
+
+    now = [0.0]
+    limiter = RateLimiter(rate=1.0, burst=2, clock=lambda: now[0])
+    limiter._PRUNE_AT = 3  # type: ignore[misc]
+    for device in ("a", "b", "c"):
+        assert limiter.take(device) == 0
+    assert len(limiter) == 3
+    now[0] = 5.0  # every bucket has refilled: nothing worth keeping
+    assert limiter.take("d") == 0 and len(limiter) == 1
+    assert [limiter.take("d"), limiter.take("d")] == [0, 1]

@@ -27,11 +27,12 @@ ANDROID = fcm_token("android-phone")
 async def test_one_email_three_platforms(tmp_path: Path, sqlite_url: str) -> None:
     vapid = generate_vapid_keys()
     async with (
-        ApnsSandbox(directory=tmp_path / "apns", lenient=True) as apns,
-        FcmSandbox(lenient=True) as fcm,
+        ApnsSandbox(directory=tmp_path / "apns") as apns,
+        FcmSandbox() as fcm,
         WebPushSandbox() as web,
     ):
         apns.add_topic(BUNDLE, TEAM)
+        apns.issue_token(BUNDLE, token=IPHONE)  # the strict sandbox knows issued tokens only
         app = AppConfig(
             name="myapp",
             bundle_id=BUNDLE,

@@ -183,6 +183,10 @@ class ServiceConfig:
     max_body: int | None = None
     rate_limit: float | None = None
     rate_burst: int | None = None
+    register_rate_limit: float | None = None
+    register_rate_burst: int | None = None
+    device_rate_limit: float | None = None
+    device_rate_burst: int | None = None
     wait_max: float | None = None
     retry_base: float | None = None
     retry_cap: float | None = None

@@ -138,6 +138,7 @@ def create_app(service: Service) -> FastAPI:
     @app.post("/v1/devices", status_code=201, tags=["devices"])
     def register_device(body: DeviceBody, key: Key, response: Response) -> dict[str, Any]:
         info = device_info(body, key)
+        guards.device_rate(body.app, body.token)  # after the checks: a refused body costs nothing
         try:
             reg = service.registry.register_many([info])[0]
         except InvalidDeviceError as exc:
@@ -180,6 +181,7 @@ def create_app(service: Service) -> FastAPI:
     @app.delete("/v1/devices/{token}", status_code=204, tags=["devices"])
     def unregister_device(token: str, key: Key, app_name: Annotated[str, Query(alias="app")]) -> Response:
         require(key, "register", app_name)
+        guards.device_rate(app_name, token)
         if not service.registry.remove(app_name, token):
             raise ApiError(404, "not_found", f"no device with this token in app '{app_name}'", field="token")
         return Response(status_code=204)

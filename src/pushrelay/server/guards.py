@@ -7,7 +7,7 @@ import base64
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Header
+from fastapi import Header, Request
 
 from .apikeys import ApiKey
 from .errors import ApiError
@@ -52,6 +52,7 @@ class Guards:
 
     def authenticate(
         self,
+        request: Request,
         authorization: Annotated[str | None, Header()] = None,
         x_api_key: Annotated[str | None, Header()] = None,
     ) -> ApiKey:
@@ -71,15 +72,34 @@ class Guards:
         key = self.service.keys.authenticate(presented)
         if key is None:
             raise ApiError(401, "unauthorized", "the API key is unknown or revoked", headers=_BEARER)
-        wait = self.service.limiter.take(key.id)
+        if set(key.scopes) == {"register"}:
+            # a key every installed app carries: per client address, not one bucket for the fleet
+            client = request.client.host if request.client else "?"
+            wait = self.service.client_limiter.take(f"{key.id}|{client}")
+            what = "from this client address"
+        else:
+            wait = self.service.limiter.take(key.id)
+            what = "for this key"
         if wait:
             raise ApiError(
                 429,
                 "rate_limited",
-                f"too many requests for this key; retry in {wait} s",
+                f"too many requests {what}; retry in {wait} s",
                 headers={"Retry-After": str(wait)},
             )
         return key
+
+    def device_rate(self, app: str, token: str) -> None:
+        """One device (app + token) registering or unregistering again and again: 429."""
+        wait = self.service.device_limiter.take(f"{app}|{token.strip()}")
+        if wait:
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"too many registrations of this device; retry in {wait} s",
+                field="token",
+                headers={"Retry-After": str(wait)},
+            )
 
     @staticmethod
     def require(key: ApiKey, scope: str, app_name: str | None = None, field: str = "app") -> None:

@@ -1,4 +1,6 @@
-"""Per-key token buckets (in process memory: each API process limits on its own)."""
+"""Token buckets per key, client address or device (in process memory: each API process limits
+on its own). Buckets that have refilled are dropped, so a fleet of devices costs memory only
+while its devices are active."""
 
 from __future__ import annotations
 
@@ -33,9 +35,13 @@ class RateLimiter:
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
 
+    _PRUNE_AT = 10_000  # buckets; a full one carries no state worth keeping
+
     def take(self, key: str) -> int:
         now = self._clock()
         with self._lock:
+            if len(self._buckets) >= self._PRUNE_AT and key not in self._buckets:
+                self._prune(now)
             b = self._buckets.get(key)
             if b is None:
                 b = self._buckets[key] = _Bucket(float(self.burst), now)
@@ -45,3 +51,11 @@ class RateLimiter:
                 b.tokens -= 1.0
                 return 0
             return max(1, math.ceil((1.0 - b.tokens) / self.rate))
+
+    def _prune(self, now: float) -> None:
+        full = [k for k, b in self._buckets.items() if b.tokens + (now - b.stamp) * self.rate >= self.burst]
+        for k in full:
+            del self._buckets[k]
+
+    def __len__(self) -> int:
+        return len(self._buckets)

@@ -39,6 +39,13 @@ class ServiceSettings:
     max_body: int = 1_048_576  # bytes; 10,000 e-mail addresses fit comfortably
     rate: float = 50.0  # requests per second per API key (token bucket refill)
     burst: int = 200  # bucket size
+    # A register-only key is embedded in every copy of the app: one bucket for it would throttle a
+    # launch wave of the whole fleet. Such keys are limited per client address instead (a carrier
+    # NAT puts hundreds of phones behind one), and each device (app + token) on its own.
+    register_rate: float = 20.0  # per client address, requests per second
+    register_burst: int = 600  # a NAT's worth of phones opening the app at once
+    device_rate: float = 1 / 60  # per device: one registration a minute on average
+    device_burst: int = 10  # a few retries and token refreshes in a row
     wait_max: float = 60.0  # upper bound of ?wait=
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
@@ -77,6 +84,10 @@ class ServiceSettings:
             max_body=int(given.get("max_body", base.max_body)),
             rate=pick("rate_limit", base.rate),
             burst=int(given.get("rate_burst", base.burst)),
+            register_rate=pick("register_rate_limit", base.register_rate),
+            register_burst=int(given.get("register_rate_burst", base.register_burst)),
+            device_rate=pick("device_rate_limit", base.device_rate),
+            device_burst=int(given.get("device_rate_burst", base.device_burst)),
             wait_max=pick("wait_max", base.wait_max),
             retry=RetryPolicy(
                 base=pick("retry_base", base.retry.base), cap=pick("retry_cap", base.retry.cap)
@@ -130,6 +141,8 @@ class Service:
         self.metrics.watch_queue(self.outbox.queue_depth)
         self.metrics.watch_pauses(self.outbox.paused_apps, lambda: sorted(self.apps or ()))
         self.limiter = RateLimiter(self.settings.rate, self.settings.burst)
+        self.client_limiter = RateLimiter(self.settings.register_rate, self.settings.register_burst)
+        self.device_limiter = RateLimiter(self.settings.device_rate, self.settings.device_burst)
         self.webhook_store = WebhookEventStore(database.engine)
         self.metrics.watch_webhooks(self.webhook_store.pending)
         self.webhooks = WebhookDispatcher(
