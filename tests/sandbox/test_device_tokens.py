@@ -215,3 +215,36 @@ async def test_issued_tokens_are_inbox_devices_before_anything_is_sent(strict: A
     devices = {d.device: d for d in log.devices()}
     assert set(devices) == {before, after}
     assert all(d.platform == "apns" and d.accepted == 0 and d.refused == 0 for d in devices.values())
+
+
+async def test_a_stack_serves_both_environments_with_one_set_of_tokens(tmp_path: Path) -> None:
+    import time
+
+    from pushrelay.sandbox.stack import SandboxStack
+
+    async with SandboxStack.serve(tmp_path / "stack", other_port=0) as stack:
+        production, development = stack.apns, stack.apns_other
+        assert development is not None and development.environment == "development"
+        bearer = "bearer " + make_jwt(
+            stack.key_file, team=stack.team_id, key_id=stack.key_id, iat=time.time()
+        )
+        headers = [("authorization", bearer), ("apns-topic", stack.bundle_id)]
+        # issued through the production port's control API, for the development environment
+        _, _, issued = await asyncio.to_thread(
+            http1,
+            production,
+            "POST",
+            "/_sandbox/devices",
+            {"topic": stack.bundle_id, "environment": "development"},
+        )
+        answers = []
+        for sandbox in (development, production):
+            client = await H2TestClient.connect(sandbox.url, sandbox.ca_file)
+            try:
+                answers.append(
+                    await client.request("POST", f"/3/device/{issued['token']}", headers, ALERT.encode())
+                )
+            finally:
+                await client.close()
+        assert [(a.status, a.reason) for a in answers] == [(200, None), (400, "BadDeviceToken")]
+        assert len(development.received(issued["token"])) == 1

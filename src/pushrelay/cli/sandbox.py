@@ -76,6 +76,7 @@ async def _serve(
     max_concurrent_streams: int,
     inbox_port: int | None,
     lenient: bool,
+    other_port: int | None,
 ) -> None:
     serving = SandboxStack.serve(
         directory,
@@ -88,6 +89,7 @@ async def _serve(
         existing_key=existing,
         bundle_id=bundle_id,
         lenient=lenient,
+        other_port=other_port,
     )
     # entered by hand so that only the errors of starting become one-line messages
     try:
@@ -143,6 +145,10 @@ def _banner(stack: SandboxStack, app: str, inbox_url: str | None) -> None:
             f'    curl --cacert {apns.ca_file} -d \'{{"topic": "{stack.bundle_id}", '
             f'"environment": "{apns.environment}"}}\' {apns.url}/_sandbox/devices'
         )
+    other = stack.apns_other
+    if other is not None:
+        click.echo(f"pushrelay APNs sandbox ({other.environment}) listening on {other.url}")
+        click.echo(f"  CA certificate : {other.ca_file}   (same key, topic and issued device tokens)")
     click.echo(f"pushrelay FCM sandbox listening on {fcm.url}   (OAuth token endpoint {fcm.token_uri})")
     click.echo(f"  CA certificate : {fcm.ca_file}")
     click.echo(f"  service account: {stack.service_account_file}   (project {stack.project_id})")
@@ -233,6 +239,13 @@ def _ports(port: int, fcm_port: int | None, webpush_port: int | None) -> tuple[i
 )
 @click.option("--no-inbox", is_flag=True, help="Do not serve the inbox web page.")
 @click.option(
+    "--other-port",
+    default=None,
+    type=click.IntRange(0, 65535),
+    help="Port of the APNs sandbox of the other environment [default: --port + 4].",
+)
+@click.option("--no-other", is_flag=True, help="Serve APNs in the --environment only.")
+@click.option(
     "--lenient",
     is_flag=True,
     help="APNs: accept any well-formed device token on any topic (default: only tokens issued by "
@@ -252,6 +265,8 @@ def sandbox(
     webpush_port: int | None,
     inbox_port: int | None,
     no_inbox: bool,
+    other_port: int | None,
+    no_other: bool,
     lenient: bool,
     verbose: bool,
 ) -> None:
@@ -278,6 +293,12 @@ def sandbox(
         inbox_port = 0 if port == 0 else port + 3
         if inbox_port > 65535:
             raise click.BadParameter("the inbox port follows --port: give --inbox-port (or --no-inbox)")
+    if no_other:
+        other_port = None
+    elif other_port is None:
+        other_port = 0 if port == 0 else port + 4
+        if other_port > 65535:
+            raise click.BadParameter("the other APNs port follows --port: give --other-port (or --no-other)")
     try:
         asyncio.run(
             _serve(
@@ -292,6 +313,7 @@ def sandbox(
                 max_concurrent_streams=max_concurrent_streams,
                 inbox_port=inbox_port,
                 lenient=lenient,
+                other_port=other_port,
             )
         )
     except KeyboardInterrupt:  # only where signal handlers are unavailable

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..webpush.vapid import VapidKey
@@ -60,8 +61,12 @@ class SandboxStack:
         existing_key: tuple[str, ec.EllipticCurvePublicKey] | None = None,
         bundle_id: str = "com.sample.myappname",
         project_id: str = "pushrelay-sandbox",
+        apns_other: ApnsSandbox | None = None,
     ) -> None:
         self.apns, self.fcm, self.web = apns, fcm, web
+        #: The APNs sandbox of the other environment (same key, topic and issued tokens), if served:
+        #: a token issued for one environment is BadDeviceToken in the other, as with Apple.
+        self.apns_other = apns_other
         self.directory = directory
         self.team_id, self.bundle_id = team_id, bundle_id
         if existing_key is not None:
@@ -72,6 +77,11 @@ class SandboxStack:
             self.key_file = apns.create_key(team_id, key_id, directory)
             self.key_id = self.key_file.stem.removeprefix("AuthKey_")
         apns.add_topic(bundle_id, team_id)
+        if apns_other is not None:
+            key = serialization.load_pem_private_key(self.key_file.read_bytes(), password=None)
+            assert isinstance(key, ec.EllipticCurvePrivateKey)  # written by create_key or checked by the CLI
+            apns_other.register_key(team_id, self.key_id, key.public_key())
+            apns_other.add_topic(bundle_id, team_id)
 
         self.service_account_file = directory / SERVICE_ACCOUNT_FILE
         if self.service_account_file.is_file():
@@ -134,6 +144,8 @@ class SandboxStack:
         """A log of every request the three sandboxes answer, for the inbox page (newest ``limit``)."""
         log = InboxLog(limit)
         self.apns.attach_inbox(log)
+        if self.apns_other is not None:
+            self.apns_other.attach_inbox(log)
         self.fcm.service.inbox = log
         self.web.service.attach_inbox(log)
         return log
@@ -150,9 +162,13 @@ class SandboxStack:
         environment: str = "production",
         max_concurrent_streams: int = 1000,
         lenient: bool = False,
+        other_port: int | None = None,
         **credentials: Any,
     ) -> AsyncIterator[SandboxStack]:
         """Run the three sandboxes on the current event loop (APNs, FCM, Web Push ``ports``).
+
+        ``other_port``: also serve APNs in the other environment there (0: any free port), sharing
+        the issued device tokens.
 
         ``lenient``: the APNs sandbox takes any well-formed token (default: only issued ones), the FCM
         one any token of FCM's characters (default: only FCM-shaped ones).
@@ -167,19 +183,33 @@ class SandboxStack:
                 lenient=lenient,
             )
             fcm = FcmSandbox(host=host, port=ports[1], directory=directory / "fcm", lenient=lenient)
+            other = None
+            if other_port is not None:
+                other = ApnsSandbox(
+                    "production" if apns.environment == "development" else "development",
+                    host=host,
+                    port=other_port,
+                    max_concurrent_streams=max_concurrent_streams,
+                    directory=directory / "apns-other",
+                    lenient=lenient,
+                    devices=apns.devices,
+                )
             web = WebPushSandbox(host=host, port=ports[2], directory=directory / "webpush")
-            for name, sandbox, port in (
+            servers: list[tuple[str, Any, int]] = [
                 ("APNs", apns, ports[0]),
                 ("FCM", fcm, ports[1]),
                 ("Web Push", web, ports[2]),
-            ):
+            ]
+            if other is not None:
+                servers.append((f"APNs {other.environment}", other, other.port))
+            for name, sandbox, port in servers:
                 try:
                     await stack.enter_async_context(sandbox)
                 except OSError as exc:
                     raise ListenError(
                         f"cannot listen on {host}:{port} for the {name} sandbox: {exc.strerror or exc}"
                     ) from None
-            yield cls(apns, fcm, web, directory, **credentials)
+            yield cls(apns, fcm, web, directory, apns_other=other, **credentials)
 
     @classmethod
     @contextlib.contextmanager
