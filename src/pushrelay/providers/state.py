@@ -206,6 +206,14 @@ class Deferrals:
         found: dict[str, Deferral] = {}
         hashes = list(by_hash)
         with self.engine.connect() as conn:
+            # Almost always nothing is deferred: one short query answers that for the whole batch,
+            # instead of an IN list of 500 hashes per 500 tokens (7 % of the service's time in a
+            # send to all on PostgreSQL, mostly psycopg parsing the placeholders).
+            any_active = select(DeferralRow.token_hash).where(
+                DeferralRow.app == app, DeferralRow.platform == platform, DeferralRow.until > moment
+            )
+            if conn.execute(any_active.limit(1)).first() is None:
+                return found
             for start in range(0, len(hashes), 500):
                 rows = conn.execute(
                     select(
