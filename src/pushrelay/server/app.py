@@ -28,7 +28,7 @@ from .guards import cursor_encode as _cursor_encode
 from .input_guard import CatchAll, InputGuard
 from .middleware import BodyLimit, RequestMetrics
 from .notification_routes import notification_routes
-from .schemas import DeviceBatchBody, DeviceBody
+from .schemas import ERROR_RESPONSES, DeviceBatchBody, DeviceBody
 from .service import Service
 
 __all__ = ["create_app"]
@@ -135,7 +135,7 @@ def create_app(service: Service) -> FastAPI:
             d.pop(secret, None)
         return {"status": str(reg.status), "reactivated": reg.reactivated, "device": d}
 
-    @app.post("/v1/devices", status_code=201, tags=["devices"])
+    @app.post("/v1/devices", status_code=201, tags=["devices"], responses=ERROR_RESPONSES)
     def register_device(body: DeviceBody, key: Key, response: Response) -> dict[str, Any]:
         info = device_info(body, key)
         guards.device_rate(body.app, body.token)  # after the checks: a refused body costs nothing
@@ -147,7 +147,7 @@ def create_app(service: Service) -> FastAPI:
             response.status_code = 200
         return registration_body(reg)
 
-    @app.post("/v1/devices:batch", tags=["devices"])
+    @app.post("/v1/devices:batch", tags=["devices"], responses=ERROR_RESPONSES)
     def register_devices(body: DeviceBatchBody, key: Key) -> dict[str, Any]:
         """Up to 1,000 devices, each as the body of POST /v1/devices, registered in a few
         statements. One bad item does not refuse the batch: its result is an error naming its
@@ -178,7 +178,7 @@ def create_app(service: Service) -> FastAPI:
             counts[r["status"] if r["status"] != "error" else "failed"] += 1
         return {"counts": counts, "results": results}
 
-    @app.delete("/v1/devices/{token}", status_code=204, tags=["devices"])
+    @app.delete("/v1/devices/{token}", status_code=204, tags=["devices"], responses=ERROR_RESPONSES)
     def unregister_device(token: str, key: Key, app_name: Annotated[str, Query(alias="app")]) -> Response:
         require(key, "register", app_name)
         guards.device_rate(app_name, token)
@@ -186,7 +186,7 @@ def create_app(service: Service) -> FastAPI:
             raise ApiError(404, "not_found", f"no device with this token in app '{app_name}'", field="token")
         return Response(status_code=204)
 
-    @app.get("/v1/devices", tags=["devices"])
+    @app.get("/v1/devices", tags=["devices"], responses=ERROR_RESPONSES)
     def list_devices(
         key: Key,
         app_name: Annotated[str, Query(alias="app")],

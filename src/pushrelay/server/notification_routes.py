@@ -24,7 +24,7 @@ from .apikeys import ApiKey
 from .errors import ApiError
 from .group_commit import GroupCommit
 from .guards import Guards, cursor_decode, cursor_encode, int_cursor, iso
-from .schemas import BatchBody, SendBody
+from .schemas import ERROR_RESPONSES, BatchBody, SendBody
 from .send_requests import request_from
 from .service import Service
 
@@ -67,7 +67,7 @@ def _state_on_accept(req: NotificationRequest, now: datetime) -> str:
 
 
 def notification_routes(service: Service, guards: Guards) -> APIRouter:
-    router = APIRouter(tags=["notifications"])
+    router = APIRouter(tags=["notifications"], responses=ERROR_RESPONSES)  # documented refusals
     outbox = service.outbox
 
     def load(nid: str, key: ApiKey) -> NotificationStatus:

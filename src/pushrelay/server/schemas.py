@@ -10,7 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .._exceptions import NotificationError
 from ..fourd.recipients import parse_recipients
 
-__all__ = ["BatchBody", "DeviceBatchBody", "DeviceBody", "RecipientsBody", "SendBody"]
+__all__ = [
+    "ERROR_RESPONSES",
+    "BatchBody",
+    "DeviceBatchBody",
+    "DeviceBody",
+    "ErrorBody",
+    "RecipientsBody",
+    "SendBody",
+]
 
 
 class _Strict(BaseModel):
@@ -111,3 +119,35 @@ class DeviceBatchBody(_Strict):
         max_length=1000,
         description="up to 1000 devices, each as the body of POST /v1/devices; results per item",
     )
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable machine-readable code, e.g. invalid_notification, rate_limited")
+    message: str = Field(description="what was wrong and what was expected")
+    field: str | None = Field(default=None, description="the offending field, e.g. notification.badge")
+
+
+class ErrorBody(BaseModel):
+    """Every refusal of the API: never a traceback."""
+
+    error: ErrorDetail
+
+
+def _error(text: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": text}
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _error("the body is not JSON, or a cursor is not one this API returned"),
+    401: _error("no API key, or an unknown or revoked one"),
+    403: _error("the key lacks the scope or is not allowed for the app"),
+    404: _error("no such notification or device (for this key's apps)"),
+    409: _error("idempotency key reused with another body, or the notification is already completed"),
+    413: _error("the body is larger than [service] max_body"),
+    422: _error(
+        "bad input, refused before anything is stored: field names it (NUL characters, dates outside "
+        "1970-9999, badge range, unknown enum values, token shapes, payloads over a provider's limit)"
+    ),
+    429: _error("rate limited (per key, per client address for register keys, per device); see Retry-After"),
+}
+"""The error answers of every /v1 operation, for the OpenAPI document."""
