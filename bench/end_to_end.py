@@ -14,6 +14,8 @@
 6. ``api_*``: ``POST /v1/notifications`` offered at a fixed rate (open loop: latency is measured
    from when each request was due, so a slow server cannot hide its queue), each to one device,
    while the workers deliver them;
+   ``api_baseline_healthz_*``: ``GET /healthz`` at the same rate first, the ceiling of this client
+   and the service's HTTP stack on this machine (a Python client shares the cores);
 7. ``peak_rss_mb``: the largest peak RSS (VmHWM) among the service's processes.
 
 Prints one JSON object (``--json``) or a summary. Exits non-zero if any delivery did not succeed.
@@ -103,11 +105,10 @@ def start_sink(tmp: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
     port = free_port()
     conf = SINK_CONF.read_text().replace("@DIR@", str(d)).replace("@PORT@", str(port))
     (d / "nginx.conf").write_text(conf)
-    proc = subprocess.Popen(
-        [nginx, "-c", str(d / "nginx.conf"), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
-        stderr=(d / "stderr.log").open("wb"),
-    )
+    with (d / "stderr.log").open("wb") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [nginx, "-c", str(d / "nginx.conf"), "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=log
+        )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -135,6 +136,11 @@ async def raw_rate(url: str, ca: Path, n: int) -> float:
     if ok != n:
         raise SystemExit(f"raw transport: {n - ok} of {n} sends failed")
     return ok / seconds
+
+
+def spawn(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
 def vm_hwm_mb(pid: int) -> float:
@@ -190,7 +196,11 @@ async def register(base: str, key: str, n: int) -> float:
         return n / (time.perf_counter() - t0)
 
 
-async def api_load(base: str, key: str, n_devices: int, rps: float, seconds: float) -> dict[str, Any]:
+async def api_load(
+    base: str, key: str, n_devices: int, rps: float, seconds: float, *, baseline: bool = False
+) -> dict[str, Any]:
+    """``baseline``: ``GET /healthz`` instead, at the same rate: what this client and the service's
+    HTTP stack achieve doing no work (on a shared 2-core machine, often less than 500/s)."""
     total = int(rps * seconds)
     lat: list[float] = []
     failures: list[str] = []
@@ -204,9 +214,12 @@ async def api_load(base: str, key: str, n_devices: int, rps: float, seconds: flo
             body = {"app": "bench", "notification": {"title": f"n{i}"},
                     "recipients": {"device_tokens": [tok(i % n_devices)]}}  # fmt: skip
             try:
-                r = await c.post("/v1/notifications", json=body)
+                r = await (c.get("/healthz") if baseline else c.post("/v1/notifications", json=body))
             except httpx.HTTPError as exc:
                 failures.append(type(exc).__name__)
+                return
+            if baseline:
+                lat.append(time.perf_counter() - due)
                 return
             if r.status_code != 202:
                 failures.append(f"{r.status_code} {r.text[:200]}")
@@ -300,11 +313,10 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "--log-level",
             "warning",
         ]
-        procs.append(subprocess.Popen([*serve, *(["--api-only"] if args.workers else [])],
-                                      stdout=(tmp / "serve.log").open("wb"), stderr=subprocess.STDOUT, env=env))  # fmt: skip
+        procs.append(spawn([*serve, *(["--api-only"] if args.workers else [])], tmp / "serve.log", env))
         for k in range(args.workers):
-            procs.append(subprocess.Popen([py, "-m", "pushrelay", "worker", "--config", str(cfg), "--log-level", "warning"],
-                                          stdout=(tmp / f"worker{k}.log").open("wb"), stderr=subprocess.STDOUT, env=env))  # fmt: skip
+            worker = [py, "-m", "pushrelay", "worker", "--config", str(cfg), "--log-level", "warning"]
+            procs.append(spawn(worker, tmp / f"worker{k}.log", env))
         base = f"http://127.0.0.1:{port}"
 
         def up() -> bool:
@@ -335,6 +347,11 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             out["ratio"] = round(out["e2e_per_s"] / out["raw_per_s"], 3)
             out["e2e_counts"] = counts
 
+            idle = asyncio.run(
+                api_load(base, key, args.devices, args.api_rps, args.api_seconds, baseline=True)
+            )
+            out["api_baseline_healthz_rps"] = idle["api_achieved_rps"]
+            out["api_baseline_healthz_p99_ms"] = idle["api_p99_ms"]
             load = asyncio.run(api_load(base, key, args.devices, args.api_rps, args.api_seconds))
             ids = load.pop("ids")
             out.update(load)

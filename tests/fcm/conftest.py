@@ -19,7 +19,7 @@ PROJECT = "demo-project"
 
 @pytest.fixture(scope="module")
 def fcm_sandbox() -> Iterator[FcmSandbox]:
-    with FcmSandbox.running(lenient=True) as sb:
+    with FcmSandbox.running() as sb:
         yield sb
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
+from tokenshapes import fcm_token
 
 from pushrelay import ConfigurationError, Notification, NotificationError, Outcome
 from pushrelay.fcm import FcmClient, FcmTarget, HttpxTransport, ServiceAccount
@@ -28,12 +29,12 @@ N = Notification(title="Hello", body="from pushrelay", user_info={"dataClass": "
 async def test_every_error_class(
     behaviour: str, status: int, outcome: Outcome, reason: str, fcm_sandbox: FcmSandbox, fcm: FcmClient
 ) -> None:
-    fcm_sandbox.script("tok", behaviour)
-    result = await fcm.send(N, "tok")
+    fcm_sandbox.script(fcm_token("tok"), behaviour)
+    result = await fcm.send(N, fcm_token("tok"))
     assert (result.status, result.outcome) == (status, outcome)
     assert result.reason is not None and result.reason.startswith(reason)
     assert result.attempts == 1  # a 401 THIRD_PARTY_AUTH_ERROR is not an access-token problem: no refresh
-    assert fcm_sandbox.received("tok") == []
+    assert fcm_sandbox.received(fcm_token("tok")) == []
 
 
 async def test_invalid_argument_not_about_the_token_rejects_the_payload(
@@ -49,16 +50,16 @@ async def test_invalid_argument_not_about_the_token_rejects_the_payload(
 async def test_quota_backoff_is_at_least_a_minute(
     retry_after: int | None, expected: float, fcm_sandbox: FcmSandbox, fcm: FcmClient
 ) -> None:
-    fcm_sandbox.script("busy", "quota_exceeded", times=1, retry_after=retry_after)
-    first = await fcm.send(N, "busy")
+    fcm_sandbox.script(fcm_token("busy"), "quota_exceeded", times=1, retry_after=retry_after)
+    first = await fcm.send(N, fcm_token("busy"))
     assert first.outcome is Outcome.RETRY and first.retry_after == expected
-    second = await fcm.send(N, "busy")  # the script was for one answer only
+    second = await fcm.send(N, fcm_token("busy"))  # the script was for one answer only
     assert second.ok
 
 
 async def test_unavailable_honours_retry_after(fcm_sandbox: FcmSandbox, fcm: FcmClient) -> None:
-    fcm_sandbox.script("tok", "unavailable", retry_after=7)
-    result = await fcm.send(N, "tok")
+    fcm_sandbox.script(fcm_token("tok"), "unavailable", retry_after=7)
+    result = await fcm.send(N, fcm_token("tok"))
     assert result.outcome is Outcome.RETRY and result.retry_after == 7.0
 
 
@@ -80,8 +81,8 @@ async def test_validate_only(fcm_sandbox: FcmSandbox, service_account: ServiceAc
     async with FcmClient(
         service_account, base_url=fcm_sandbox.url, ca_file=fcm_sandbox.ca_file, validate_only=True
     ) as client:
-        assert (await client.send(N, "tok")).ok
-    (got,) = fcm_sandbox.received("tok")
+        assert (await client.send(N, fcm_token("tok"))).ok
+    (got,) = fcm_sandbox.received(fcm_token("tok"))
     assert got.validate_only
 
 
@@ -93,13 +94,13 @@ async def test_empty_token_is_dead_without_a_request(fcm_sandbox: FcmSandbox, fc
 
 async def test_invalid_notification_raises(fcm: FcmClient) -> None:
     with pytest.raises(NotificationError):
-        await fcm.send(Notification(title="x", user_info={"gcm.key": 1}), "tok")
+        await fcm.send(Notification(title="x", user_info={"gcm.key": 1}), fcm_token("tok"))
 
 
 async def test_send_many_tags_and_outcomes(fcm_sandbox: FcmSandbox, fcm: FcmClient) -> None:
-    fcm_sandbox.script("tok-7", "unregistered")
-    items = [(N, f"tok-{i}", i) for i in range(40)]
-    items.append((Notification(title="x", user_info={"from": "me"}), "tok-bad", "bad"))
+    fcm_sandbox.script(fcm_token("tok-7"), "unregistered")
+    items = [(N, fcm_token(f"tok-{i}"), i) for i in range(40)]
+    items.append((Notification(title="x", user_info={"from": "me"}), fcm_token("tok-bad"), "bad"))
     results = {r.tag: r async for r in fcm.send_many(items, concurrency=8)}
     assert set(results) == {*range(40), "bad"}
     assert results[7].outcome is Outcome.TOKEN_DEAD
@@ -122,7 +123,7 @@ async def test_wrong_project_is_a_configuration_error(
     async with FcmClient(
         service_account, project_id="someone-else", base_url=fcm_sandbox.url, ca_file=fcm_sandbox.ca_file
     ) as client:
-        result = await client.send(N, "tok")
+        result = await client.send(N, fcm_token("tok"))
     assert (result.status, result.outcome) == (403, Outcome.CONFIG_BROKEN)
     assert result.reason is not None and result.reason.startswith("PERMISSION_DENIED")
 
@@ -139,7 +140,7 @@ async def test_unreachable_fcm_is_retried_later(
     async with FcmClient(
         service_account, base_url=f"https://127.0.0.1:{_closed_port()}", ca_file=fcm_sandbox.ca_file
     ) as client:
-        result = await client.send(N, "tok")
+        result = await client.send(N, fcm_token("tok"))
     assert result.outcome is Outcome.RETRY and result.status == 0
     assert "connect" in (result.reason or "").lower()
 
@@ -150,7 +151,7 @@ async def test_untrusted_certificate_is_never_accepted(
     # The access token comes from the sandbox (its CA is trusted there); FCM itself is reached
     # without that CA: TLS verification must refuse it, and the bearer token must not leave.
     async with FcmClient(service_account, base_url=fcm_sandbox.url) as client:
-        result = await client.send(N, "tok")
+        result = await client.send(N, fcm_token("tok"))
     assert result.outcome is Outcome.RETRY
     assert "certificate" in (result.reason or "").lower()
     assert fcm_sandbox.stats == {}
@@ -158,11 +159,11 @@ async def test_untrusted_certificate_is_never_accepted(
 
 async def test_httpx_transport_is_a_drop_in(fcm_sandbox: FcmSandbox, service_account: ServiceAccount) -> None:
     transport = HttpxTransport(fcm_sandbox.url, ca_file=fcm_sandbox.ca_file)
-    fcm_sandbox.script("dead", "unregistered")
+    fcm_sandbox.script(fcm_token("dead"), "unregistered")
     async with FcmClient(service_account, transport=transport) as client:
-        assert (await client.send(N, "tok")).ok
-        assert (await client.send(N, "dead")).outcome is Outcome.TOKEN_DEAD
-    assert fcm_sandbox.received("tok")[0].http_version == "HTTP/2"
+        assert (await client.send(N, fcm_token("tok"))).ok
+        assert (await client.send(N, fcm_token("dead"))).outcome is Outcome.TOKEN_DEAD
+    assert fcm_sandbox.received(fcm_token("tok"))[0].http_version == "HTTP/2"
 
 
 def test_project_id_must_be_one(service_account: ServiceAccount) -> None:

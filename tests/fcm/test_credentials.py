@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tokenshapes import fcm_token
 
 from pushrelay import CredentialsError, Notification, Outcome, TransportError
 from pushrelay.fcm import FcmClient, ServiceAccount
@@ -33,15 +34,15 @@ async def test_token_is_cached_and_refreshed_a_few_minutes_early(
     key = fcm_sandbox.create_service_account(tmp_path, project_id=PROJECT)
     account = ServiceAccount.from_file(key, ca_file=fcm_sandbox.ca_file, clock=clock)
     async with FcmClient(account, base_url=fcm_sandbox.url, ca_file=fcm_sandbox.ca_file) as client:
-        assert (await client.send(N, "a")).ok
-        assert (await client.send(N, "b")).ok
+        assert (await client.send(N, fcm_token("a"))).ok
+        assert (await client.send(N, fcm_token("b"))).ok
         assert fcm_sandbox.oauth.issued == 1
         first_expiry = account.expires_at
         clock.now = first_expiry - 600  # ten minutes left: still fine
-        assert (await client.send(N, "c")).ok
+        assert (await client.send(N, fcm_token("c"))).ok
         assert fcm_sandbox.oauth.issued == 1
         clock.now = first_expiry - 200  # inside the five-minute margin: mint a new one
-        assert (await client.send(N, "d")).ok
+        assert (await client.send(N, fcm_token("d"))).ok
         assert fcm_sandbox.oauth.issued == 2
         assert account.refresh_count == 2
 
@@ -50,7 +51,7 @@ async def test_refresh_is_single_flight(fcm_sandbox: FcmSandbox, own_service_acc
     async with FcmClient(
         own_service_account, base_url=fcm_sandbox.url, ca_file=fcm_sandbox.ca_file
     ) as client:
-        results = await asyncio.gather(*(client.send(N, f"t{i}") for i in range(50)))
+        results = await asyncio.gather(*(client.send(N, fcm_token(f"t{i}")) for i in range(50)))
     assert all(r.ok for r in results)
     assert fcm_sandbox.oauth.issued == 1
 
@@ -59,11 +60,11 @@ async def test_revoked_token_is_replaced_once(
     fcm_sandbox: FcmSandbox, own_service_account: ServiceAccount
 ) -> None:
     async with FcmClient(own_service_account, base_url=fcm_sandbox.url, ca_file=fcm_sandbox.ca_file) as fcm:
-        assert (await fcm.send(N, "a")).ok
+        assert (await fcm.send(N, fcm_token("a"))).ok
         fcm_sandbox.oauth.revoke_all(own_service_account.client_email)
-        refused = await fcm.send(N, "b")  # one request: the client does not retry on its own
+        refused = await fcm.send(N, fcm_token("b"))  # one request: the client does not retry on its own
         assert fcm_sandbox.oauth.issued == 1
-        result = await fcm.send(N, "b")  # the caller's next attempt mints a new token
+        result = await fcm.send(N, fcm_token("b"))  # the caller's next attempt mints a new token
     assert (refused.outcome, refused.status, refused.attempts) == (Outcome.RETRY, 401, 1)
     assert refused.reason is not None and refused.reason.startswith("UNAUTHENTICATED")
     assert result.ok and result.attempts == 1
@@ -75,12 +76,12 @@ async def test_a_replacement_token_refused_too_is_a_configuration_error(
 ) -> None:
     async with FcmClient(own_service_account, base_url=fcm_sandbox.url, ca_file=fcm_sandbox.ca_file) as fcm:
         fcm_sandbox.oauth.revoke_all(own_service_account.client_email)  # nothing minted yet: no effect
-        assert (await fcm.send(N, "a")).ok
+        assert (await fcm.send(N, fcm_token("a"))).ok
         fcm_sandbox.oauth.revoke_all(own_service_account.client_email)
-        first = await fcm.send(N, "b")
+        first = await fcm.send(N, fcm_token("b"))
         await own_service_account.access_token()  # the replacement...
         fcm_sandbox.oauth.revoke_all(own_service_account.client_email)  # ...is refused as well
-        second = await fcm.send(N, "b")
+        second = await fcm.send(N, fcm_token("b"))
     assert first.outcome is Outcome.RETRY
     assert (second.outcome, second.status) == (Outcome.CONFIG_BROKEN, 401)
 
@@ -100,7 +101,7 @@ async def test_unknown_service_account_is_a_configuration_error(
     assert "invalid_grant" in str(exc_info.value) and str(foreign) in str(exc_info.value)
     assert info["private_key"].splitlines()[1] not in str(exc_info.value)
     async with FcmClient(account, base_url=fcm_sandbox.url, ca_file=fcm_sandbox.ca_file) as client:
-        result = await client.send(N, "tok")
+        result = await client.send(N, fcm_token("tok"))
     assert result.outcome is Outcome.CONFIG_BROKEN
     assert fcm_sandbox.stats == {}  # nothing reached messages:send
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from tokenshapes import fcm_token
 
 from pushrelay import Notification, NotificationError, PayloadTooLargeError
 from pushrelay.fcm import AndroidOptions, FcmClient, ServiceAccount, render
@@ -124,11 +125,11 @@ async def test_fcm_receives_the_mapping(
         ca_file=fcm_sandbox.ca_file,
         mapping=mapping,  # type: ignore[arg-type]
     ) as client:
-        result = await client.send(FOURD, "android-token-1")
+        result = await client.send(FOURD, fcm_token("android-token-1"))
     assert result.ok, result
-    (got,) = fcm_sandbox.received("android-token-1")
+    (got,) = fcm_sandbox.received(fcm_token("android-token-1"))
     assert got.http_version == "HTTP/2"
     expected = render(FOURD, mapping=mapping)  # type: ignore[arg-type]
-    assert got.message == {"token": "android-token-1", **expected}
+    assert got.message == {"token": fcm_token("android-token-1"), **expected}
     assert result.provider_id == got.name
     json.dumps(got.message)  # what FCM stored is plain JSON

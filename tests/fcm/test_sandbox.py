@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tokenshapes import fcm_token
 
 from pushrelay.fcm import ServiceAccount
 from pushrelay.sandbox.fcm import FcmSandbox
@@ -35,14 +36,20 @@ async def send(http: httpx.AsyncClient, doc: Any) -> httpx.Response:
     ("message", "fragment"),
     [
         ({"data": {"a": "b"}}, "Exactly one of message.token"),
-        ({"token": "t", "topic": "x"}, "Exactly one of message.token"),
-        ({"token": "t", "data": {"n": 3}}, "Invalid value at 'message.data[0].value' (TYPE_STRING), 3"),
-        ({"token": "t", "data": {"from": "x"}}, "Invalid data payload key: from"),
-        ({"token": "t", "notification": {"title": "a", "subtitle": "b"}}, 'Unknown name "subtitle"'),
-        ({"token": "t", "android": {"priority": "urgent"}}, "AndroidMessagePriority"),
-        ({"token": "t", "android": {"ttl": "90"}}, "google.protobuf.Duration"),
-        ({"token": "t", "data": {"big": "x" * 4100}}, "Message is too big"),
-        ({"token": "t", "tokne": "x"}, 'Unknown name "tokne"'),
+        ({"token": fcm_token("t"), "topic": "x"}, "Exactly one of message.token"),
+        (
+            {"token": fcm_token("t"), "data": {"n": 3}},
+            "Invalid value at 'message.data[0].value' (TYPE_STRING), 3",
+        ),
+        ({"token": fcm_token("t"), "data": {"from": "x"}}, "Invalid data payload key: from"),
+        (
+            {"token": fcm_token("t"), "notification": {"title": "a", "subtitle": "b"}},
+            'Unknown name "subtitle"',
+        ),
+        ({"token": fcm_token("t"), "android": {"priority": "urgent"}}, "AndroidMessagePriority"),
+        ({"token": fcm_token("t"), "android": {"ttl": "90"}}, "google.protobuf.Duration"),
+        ({"token": fcm_token("t"), "data": {"big": "x" * 4100}}, "Message is too big"),
+        ({"token": fcm_token("t"), "tokne": "x"}, 'Unknown name "tokne"'),
     ],
 )
 async def test_schema_errors_are_invalid_argument(
@@ -68,11 +75,11 @@ async def test_bearer_token_is_required(fcm_sandbox: FcmSandbox) -> None:
         base_url=fcm_sandbox.url, verify=ssl.create_default_context(cafile=fcm_sandbox.ca_file), http2=True
     ) as client:
         response = await client.post(
-            f"/v1/projects/{PROJECT}/messages:send", json={"message": {"token": "t"}}
+            f"/v1/projects/{PROJECT}/messages:send", json={"message": {"token": fcm_token("t")}}
         )
         wrong = await client.post(
             f"/v1/projects/{PROJECT}/messages:send",
-            json={"message": {"token": "t"}},
+            json={"message": {"token": fcm_token("t")}},
             headers={"authorization": "Bearer ya29.made-up"},
         )
     assert response.status_code == wrong.status_code == 401
@@ -81,10 +88,12 @@ async def test_bearer_token_is_required(fcm_sandbox: FcmSandbox) -> None:
 
 
 async def test_http1_clients_are_served_too(http: httpx.AsyncClient, fcm_sandbox: FcmSandbox) -> None:
-    response = await send(http, {"message": {"token": "t", "data": {"k": "v"}}, "validate_only": False})
+    response = await send(
+        http, {"message": {"token": fcm_token("t"), "data": {"k": "v"}}, "validate_only": False}
+    )
     assert response.status_code == 200 and response.http_version == "HTTP/1.1"
     assert response.json()["name"].startswith(f"projects/{PROJECT}/messages/")
-    (got,) = fcm_sandbox.received("t")
+    (got,) = fcm_sandbox.received(fcm_token("t"))
     assert got.data == {"k": "v"} and got.http_version == "HTTP/1.1"
     assert "authorization" not in got.headers  # the sandbox does not keep bearer tokens
 

@@ -121,15 +121,15 @@ async def test_a_condition_has_at_most_five_topics(http: httpx.AsyncClient) -> N
     assert "condition" in error["message"]
 
 
-async def test_lenient_sandbox_takes_any_token_of_fcm_characters(
-    fcm_sandbox: FcmSandbox, service_account: ServiceAccount
-) -> None:
-    token = await service_account.access_token()
-    async with httpx.AsyncClient(
-        base_url=fcm_sandbox.url,
-        verify=ssl.create_default_context(cafile=fcm_sandbox.ca_file),
-        headers={"authorization": f"Bearer {token}"},
-    ) as client:
-        assert (await send(client, {"token": "phone-1"})).status_code == 200
-        # the schema is checked in both modes
-        invalid(await send(client, {"token": "phone-1", "webpush": {"data": {"n": 3}}}))
+async def test_lenient_sandbox_takes_any_token_of_fcm_characters(tmp_path: Path) -> None:
+    with FcmSandbox.running(lenient=True) as lenient:
+        key = lenient.create_service_account(tmp_path, project_id=PROJECT)
+        token = await ServiceAccount.from_file(key, ca_file=lenient.ca_file).access_token()
+        async with httpx.AsyncClient(
+            base_url=lenient.url,
+            verify=ssl.create_default_context(cafile=lenient.ca_file),
+            headers={"authorization": f"Bearer {token}"},
+        ) as client:
+            assert (await send(client, {"token": "phone-1"})).status_code == 200
+            # the schema is checked in both modes
+            invalid(await send(client, {"token": "phone-1", "webpush": {"data": {"n": 3}}}))

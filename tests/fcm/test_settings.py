@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tokenshapes import fcm_token
 
 from pushrelay import ConfigurationError, Notification
 from pushrelay.fcm import FcmSettings
@@ -53,7 +54,7 @@ def test_errors_name_the_key_and_file(
 
 
 async def test_settings_build_a_working_client(tmp_path: Path) -> None:
-    async with FcmSandbox(lenient=True) as sb:
+    async with FcmSandbox() as sb:
         key = sb.create_service_account(tmp_path, project_id="from-file")
         settings = FcmSettings.from_mapping(
             {
@@ -66,8 +67,8 @@ async def test_settings_build_a_working_client(tmp_path: Path) -> None:
             file=tmp_path / "pushrelay.toml",
         )
         async with settings.client() as client:
-            assert (await client.send(Notification(title="hi"), "tok")).ok
-        (got,) = sb.received("tok")
+            assert (await client.send(Notification(title="hi"), fcm_token("tok"))).ok
+        (got,) = sb.received(fcm_token("tok"))
         assert got.project_id == "from-file"
         assert got.message["android"]["notification"]["channel_id"] == "news"
 
@@ -83,13 +84,13 @@ def test_quota_backoff_defaults_to_a_minute_and_can_be_lowered(tmp_path: Path) -
 
 
 async def test_the_client_honours_the_quota_backoff_setting(tmp_path: Path) -> None:
-    async with FcmSandbox(lenient=True) as sb:
+    async with FcmSandbox() as sb:
         key = sb.create_service_account(tmp_path, project_id="p")
         table = {"service_account_file": str(key), "base_url": sb.url, "ca_file": str(sb.ca_file)}
         settings = FcmSettings.from_mapping({**table, "quota_backoff": 2})
-        sb.script("busy", "quota_exceeded", times=2, retry_after=1)
+        sb.script(fcm_token("busy"), "quota_exceeded", times=2, retry_after=1)
         async with settings.client() as client:
-            assert (await client.send(Notification(title="hi"), "busy")).retry_after == 2.0
-        sb.script("busy", "quota_exceeded", times=1, retry_after=5)
+            assert (await client.send(Notification(title="hi"), fcm_token("busy"))).retry_after == 2.0
+        sb.script(fcm_token("busy"), "quota_exceeded", times=1, retry_after=5)
         async with settings.client() as client:  # Retry-After above the floor wins
-            assert (await client.send(Notification(title="hi"), "busy")).retry_after == 5.0
+            assert (await client.send(Notification(title="hi"), fcm_token("busy"))).retry_after == 5.0

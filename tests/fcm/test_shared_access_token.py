@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tokenshapes import fcm_token
+
 from pushrelay.db import Database
 from pushrelay.fcm import FcmClient, ServiceAccount
 from pushrelay.notification import Notification
@@ -26,7 +28,7 @@ async def test_two_processes_share_one_access_token(
         note = Notification(title="hi")
         for acc in (first, second):
             async with FcmClient(acc, base_url=fcm_sandbox.url, ca_file=fcm_sandbox.ca_file) as client:
-                assert (await client.send(note, "an-android-phone")).ok
+                assert (await client.send(note, fcm_token("an-android-phone"))).ok
         assert (first.refresh_count, second.refresh_count, second.adopted_count) == (1, 0, 1)
         assert fcm_sandbox.oauth.issued == 1
 

@@ -59,7 +59,9 @@ def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
         assert key_file.parent == directory.resolve() and re.fullmatch(
             r"AuthKey_[A-Z0-9]{10}\.p8", key_file.name
         )
-        assert ca_file == directory.resolve() / "ca.pem" and key_file.is_file()
+        assert ca_file == directory.resolve() / "apns-ca-bundle.pem" and key_file.is_file()
+        # the bundle trusts both APNs sandboxes (production here, development on the other port)
+        assert (directory / "ca.pem").read_bytes() in ca_file.read_bytes()
 
         async def stats() -> dict[str, object]:
             client = await H2TestClient.connect(url, ca_file)

@@ -84,9 +84,9 @@ def platforms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platforms]:
     xcrun = bin_dir / "xcrun"
     xcrun.write_text(FAKE_XCRUN.format(python=sys.executable, log=str(xcrun_log)))
     xcrun.chmod(0o755)
-    with SandboxStack.running(
-        tmp / "sandbox", project_id="myapp-1234", bundle_id=BUNDLE, lenient=True
-    ) as sandboxes:
+    with SandboxStack.running(tmp / "sandbox", project_id="myapp-1234", bundle_id=BUNDLE) as sandboxes:
+        for phone in (IPHONE, "ef" * 32):  # the strict APNs sandbox knows the devices it issued
+            sandboxes.apns.issue_token(BUNDLE, token=phone)
         url = f"sqlite:///{tmp / 'pushrelay.db'}"
         config = tmp / "pushrelay.toml"
         # Firebase asks for 60 s after QUOTA_EXCEEDED; the test has no minute to spare

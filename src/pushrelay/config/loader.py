@@ -227,6 +227,8 @@ _APNS_KEYS: dict[str, Reader] = {
     "cert_passphrase": _text,
     "environment": _environment,
     "endpoint": _https_url,
+    "development_endpoint": _https_url,
+    "production_endpoint": _https_url,
     "ca_file": _path,
 }
 _APP_KEYS: dict[str, Reader] = {

@@ -59,6 +59,15 @@ class ApnsSettings:
     environment: Environment = "production"
     endpoint: str | None = None
     ca_file: Path | None = None
+    # Per-environment endpoints (a local sandbox serving each environment on its own port); they win
+    # over ``endpoint`` for the devices of that environment.
+    development_endpoint: str | None = None
+    production_endpoint: str | None = None
+
+    def endpoint_for(self, environment: str) -> str | None:
+        """The endpoint for devices of ``environment``: its own key, else ``endpoint``."""
+        specific = self.development_endpoint if environment == "development" else self.production_endpoint
+        return specific or self.endpoint
 
     @property
     def has_credentials(self) -> bool:

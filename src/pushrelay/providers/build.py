@@ -128,7 +128,7 @@ class ProviderBuilder:
             self.apns_auth(app),
             topic=app.bundle_id,
             environment=chosen,
-            endpoint=settings.endpoint,
+            endpoint=settings.endpoint_for(chosen),
             ca_file=settings.ca_file,
             connections=connections,
         )

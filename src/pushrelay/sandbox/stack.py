@@ -82,6 +82,11 @@ class SandboxStack:
             assert isinstance(key, ec.EllipticCurvePrivateKey)  # written by create_key or checked by the CLI
             apns_other.register_key(team_id, self.key_id, key.public_key())
             apns_other.add_topic(bundle_id, team_id)
+            # one ca_file for the app: both sandboxes' CAs (each makes its own at start)
+            self.apns_ca_file = directory / "apns-ca-bundle.pem"
+            self.apns_ca_file.write_bytes(apns.ca_file.read_bytes() + apns_other.ca_file.read_bytes())
+        else:
+            self.apns_ca_file = apns.ca_file
 
         self.service_account_file = directory / SERVICE_ACCOUNT_FILE
         if self.service_account_file.is_file():
@@ -112,7 +117,12 @@ class SandboxStack:
                 "key_file": str(self.key_file),
                 "environment": self.apns.environment,
                 "endpoint": self.apns.url,
-                "ca_file": str(self.apns.ca_file),
+                **(
+                    {f"{self.apns_other.environment}_endpoint": self.apns_other.url}
+                    if self.apns_other is not None
+                    else {}
+                ),
+                "ca_file": str(self.apns_ca_file),
             },
             f"apps.{app}.fcm": {
                 "service_account_file": str(self.service_account_file),
