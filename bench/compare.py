@@ -4,7 +4,7 @@
     python bench/compare.py --n 20000 [--repeat 3] [--sizes 20000,100000,200000]
 
 Starts the null endpoint if needed, runs h2load (the C ceiling), aioapns (1 connection),
-@parse/node-apn (4 connections) and pushrelay (bench/apns_throughput.py) back to back, and prints
+@parse/node-apn (4 connections), a minimal asyncio + h2 client (bench/h2_peer.py) and pushrelay (bench/apns_throughput.py) back to back, and prints
 notifications/s, pushrelay's peak RSS for each batch size, and the ratios. Figures drift between
 runs on a shared machine: compare within one run only (take the median of --repeat runs).
 """
@@ -61,6 +61,14 @@ def ours(n: int, port: int, connections: int) -> dict[str, float]:
     return json.loads(text.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+def h2_peer(n: int, port: int) -> float:
+    """The asyncio + h2 baseline (bench/h2_peer.py): what the hand-written HTTP/2 core is measured
+    against."""
+    text = run([sys.executable, str(HERE / "h2_peer.py"), "--n", str(n), "--endpoint",
+                f"https://127.0.0.1:{port}", "--ca-file", str(HOME / "sink" / "cert.pem"), "--json"])  # fmt: skip
+    return float(json.loads(text.strip().splitlines()[-1])["rate"])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=20000)
@@ -78,13 +86,14 @@ def main() -> None:
     for _ in range(args.repeat):
         for name, rate in peers(args.n, args.port).items():
             samples.setdefault(name, []).append(rate)
+        samples.setdefault("asyncio+h2", []).append(h2_peer(args.n, args.port))
         samples.setdefault("pushrelay", []).append(ours(args.n, args.port, args.connections)["rate"])
     med = {k: statistics.median(v) for k, v in samples.items()}
     print(f"N = {args.n}, median of {args.repeat} runs, notifications/s:")
     for name, rate in sorted(med.items(), key=lambda kv: -kv[1]):
         print(f"  {name:<10} {rate:>10.0f}   ({', '.join(f'{x:.0f}' for x in samples[name])})")
     ref = med["pushrelay"]
-    for name in ("node-apn", "aioapns", "h2load"):
+    for name in ("node-apn", "aioapns", "asyncio+h2", "h2load"):
         if name in med:
             print(f"  pushrelay / {name}: {ref / med[name]:.2f}x")
     print("memory (pushrelay peak RSS by batch size):")

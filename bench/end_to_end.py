@@ -105,11 +105,10 @@ def start_sink(tmp: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
     port = free_port()
     conf = SINK_CONF.read_text().replace("@DIR@", str(d)).replace("@PORT@", str(port))
     (d / "nginx.conf").write_text(conf)
-    proc = subprocess.Popen(
-        [nginx, "-c", str(d / "nginx.conf"), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
-        stderr=(d / "stderr.log").open("wb"),
-    )
+    with (d / "stderr.log").open("wb") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [nginx, "-c", str(d / "nginx.conf"), "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=log
+        )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -137,6 +136,11 @@ async def raw_rate(url: str, ca: Path, n: int) -> float:
     if ok != n:
         raise SystemExit(f"raw transport: {n - ok} of {n} sends failed")
     return ok / seconds
+
+
+def spawn(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
 def vm_hwm_mb(pid: int) -> float:
@@ -309,11 +313,10 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "--log-level",
             "warning",
         ]
-        procs.append(subprocess.Popen([*serve, *(["--api-only"] if args.workers else [])],
-                                      stdout=(tmp / "serve.log").open("wb"), stderr=subprocess.STDOUT, env=env))  # fmt: skip
+        procs.append(spawn([*serve, *(["--api-only"] if args.workers else [])], tmp / "serve.log", env))
         for k in range(args.workers):
-            procs.append(subprocess.Popen([py, "-m", "pushrelay", "worker", "--config", str(cfg), "--log-level", "warning"],
-                                          stdout=(tmp / f"worker{k}.log").open("wb"), stderr=subprocess.STDOUT, env=env))  # fmt: skip
+            worker = [py, "-m", "pushrelay", "worker", "--config", str(cfg), "--log-level", "warning"]
+            procs.append(spawn(worker, tmp / f"worker{k}.log", env))
         base = f"http://127.0.0.1:{port}"
 
         def up() -> bool:

@@ -38,3 +38,25 @@ def test_end_to_end_benchmark_runs_tiny_on_sqlite() -> None:
     assert out["ok"] is True and out["e2e_counts"]["delivered"] == 300 and out["api_undelivered"] == 0
     for key in KEYS:
         assert isinstance(out[key], (int, float)) and out[key] >= 0, key
+
+
+def test_the_asyncio_h2_peer_sends_to_the_null_sink(tmp_path: Path) -> None:
+    sys.path.insert(0, str(BENCH.parent))
+    try:
+        import end_to_end
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    try:
+        sink, url, ca = end_to_end.start_sink(tmp_path)
+    except end_to_end.SinkUnavailable as exc:
+        pytest.skip(f"the null APNs sink could not run: {exc}")
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(BENCH.parent / "h2_peer.py"), "--n", "300", "--endpoint", url, "--ca-file", str(ca), "--json"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    finally:
+        end_to_end.stop(sink)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert out["ok"] == out["sent"] == 300 and out["rate"] > 0
