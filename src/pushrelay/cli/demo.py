@@ -138,7 +138,9 @@ async def _demo(
         )
         try:
             url = await asyncio.wait_for(asyncio.shield(ready), 30)
-            console.print(f"[bold]pushrelay[/] API on {url}, database {work / 'pushrelay.db'}")
+            console.print(
+                f"[bold]pushrelay[/] API on {url}, database {work / 'pushrelay.db'}", soft_wrap=True
+            )
             report = await _exercise(url, api_key, stack, console, as_json, inbox.log if inbox else None)
             if keep_running:
                 _print_keep_running(console, url, api_key, config_file)
