@@ -45,8 +45,12 @@ def _service(url: str, sb: ApnsSandbox, tmp: Path, **settings: Any) -> Service:
             "apps": {
                 "myapp": {
                     "bundle_id": BUNDLE,
-                    "apns": {"team_id": TEAM, "key_file": str(key), "endpoint": sb.url,
-                             "ca_file": str(sb.ca_file)},  # fmt: skip
+                    "apns": {
+                        "team_id": TEAM,
+                        "key_file": str(key),
+                        "endpoint": sb.url,
+                        "ca_file": str(sb.ca_file),
+                    },
                 }
             },
         }
@@ -113,7 +117,9 @@ async def _running(
 
 
 @pytest.mark.postgres
-async def test_new_work_wakes_an_idle_worker_at_once(pg_url: str, sandbox: ApnsSandbox, tmp_path: Path) -> None:
+async def test_new_work_wakes_an_idle_worker_at_once(
+    pg_url: str, sandbox: ApnsSandbox, tmp_path: Path
+) -> None:
     async with _running(pg_url, sandbox, tmp_path, worker_poll=LONG, worker_idle_max=LONG) as run:
         await run.settle()
         took = await run.send(f"{1:064x}")
