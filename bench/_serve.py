@@ -77,7 +77,8 @@ class Serve:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> Serve:
+    def start(self, *args: str) -> Serve:
+        """``args``: more options for ``pushrelay serve`` (``--api-only``...)."""
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [
@@ -89,6 +90,7 @@ class Serve:
                     str(self.config),
                     "--port",
                     str(self.port),
+                    *args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -17,6 +17,7 @@ from .errors import describe_error
 from .interface import DeviceRef, ExpansionJob, NotificationState, Recipients
 from .models import utcnow
 from .sql_base import N, SqlBase, lease_rows
+from .wakeup import notify_work
 
 __all__ = ["OutboxExpansion"]
 
@@ -132,12 +133,15 @@ class OutboxExpansion(SqlBase):
             if not devices:
                 return 0
             paused = row.app in self._paused(conn)
-            return self._insert_rows(
+            added = self._insert_rows(
                 conn,
                 self._delivery_rows(
                     notification_id, row.app, row.expires_at, devices, paused=paused, schedule=schedule
                 ),
             )
+            if added and not paused:
+                notify_work(conn)  # other workers start sending while we expand the next chunk
+            return added
 
     def expand_many(
         self,
@@ -176,7 +180,8 @@ class OutboxExpansion(SqlBase):
                     schedule=(schedules or {}).get(nid),
                 )
             ]
-            self._insert_rows(conn, rows)
+            if self._insert_rows(conn, rows) and {m.app for m in mine.values()} - paused:
+                notify_work(conn)
             # one executemany for the lot (psycopg pipelines it), not a statement per notification
             # in id order, the order in which ``_complete`` locks notification rows
             marks = [
