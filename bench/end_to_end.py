@@ -206,6 +206,16 @@ def pg_backends(url: str) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
+def _statement(query: str) -> str:
+    """What a statement is, by its first words: a claim, a recording, an insert..."""
+    q = query.strip()
+    if q.startswith("UPDATE outbox_deliveries SET state") and "SKIP LOCKED" in q:
+        return "claim deliveries (UPDATE ... SKIP LOCKED)"
+    if q.startswith("UPDATE outbox_notifications SET state") and "SKIP LOCKED" in q:
+        return "claim expansions (UPDATE ... SKIP LOCKED)"
+    return " ".join(q.split()[:4])[:60]
+
+
 class Sampler(threading.Thread):
     """Samples, every ``every`` seconds until stopped, what the bench database's backends wait for,
     the lock requests not granted, and who holds the in-flight deliveries."""
@@ -220,6 +230,7 @@ class Sampler(threading.Thread):
         self.waits: Counter[str] = Counter()
         self.locks: Counter[str] = Counter()
         self.held: Counter[str] = Counter()
+        self.lock_queries: Counter[str] = Counter()
         self.error: str | None = None
 
     def run(self) -> None:
@@ -231,14 +242,17 @@ class Sampler(threading.Thread):
                 while not self.halt.wait(self.every):
                     n += 1
                     self.samples += 1
-                    for state, wtype, wevent, app in conn.execute(
-                        "SELECT state, wait_event_type, wait_event, application_name FROM pg_stat_activity "
+                    for state, wtype, wevent, app, query in conn.execute(
+                        "SELECT state, wait_event_type, wait_event, application_name, "
+                        "regexp_replace(left(query, 200), '\\s+', ' ', 'g') FROM pg_stat_activity "
                         "WHERE datname = current_database() AND pid <> pg_backend_pid() "
                         "AND backend_type = 'client backend'"
                     ):
                         if state == "active" and app != "pushrelay-listen":
                             self.active += 1
                             self.waits[f"{wtype}:{wevent}" if wtype else "running"] += 1
+                            if wtype == "Lock":
+                                self.lock_queries[_statement(query)] += 1
                     for locktype, mode, rel in conn.execute(
                         "SELECT l.locktype, l.mode, c.relname FROM pg_locks l "
                         "LEFT JOIN pg_class c ON c.oid = l.relation WHERE NOT l.granted AND l.pid IN "
@@ -265,6 +279,7 @@ class Sampler(threading.Thread):
                 sum(v for k, v in self.waits.items() if k.startswith("Lock:")) / active, 4
             ),
             "locks_not_granted": dict(self.locks.most_common(10)),
+            "lock_waits_by_statement": dict(self.lock_queries.most_common(8)),
             "claims_by_worker": {k: round(v / total_held, 3) for k, v in self.held.most_common()},
             **({"error": self.error} if self.error else {}),
         }
