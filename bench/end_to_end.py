@@ -216,6 +216,16 @@ def _statement(query: str) -> str:
     return " ".join(q.split()[:4])[:60]
 
 
+def attempts_in(log: Path) -> int | None:
+    """The attempts a stopped ``pushrelay worker`` recorded, from its ``worker.stopped`` line."""
+    for line in reversed(log.read_text(errors="replace").splitlines()):
+        if "worker.stopped" in line:
+            for field in line.split():
+                if field.startswith("attempts="):
+                    return int(field.split("=", 1)[1])
+    return None
+
+
 class Sampler(threading.Thread):
     """Samples, every ``every`` seconds until stopped, what the bench database's backends wait for,
     the lock requests not granted, and who holds the in-flight deliveries."""
@@ -493,7 +503,8 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         ]
         procs.append(spawn([*serve, *(["--api-only"] if args.workers else [])], tmp / "serve.log", env))
         for k in range(args.workers):
-            worker = [py, "-m", "pushrelay", "worker", "--config", str(cfg), "--log-level", "warning"]
+            # info: its last line, worker.stopped, says how many attempts it recorded
+            worker = [py, "-m", "pushrelay", "worker", "--config", str(cfg), "--log-level", "info"]
             procs.append(spawn(worker, tmp / f"worker{k}.log", env))
         base = f"http://127.0.0.1:{port}"
 
@@ -572,7 +583,11 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                     got = c.get(f"/v1/notifications/{i}").json()
                 bad += sum(v for k, v in got["counts"].items() if k not in ("delivered", "total"))
             out["api_undelivered"] = bad
-        out["peak_rss_mb"] = round(max(vm_hwm_mb(p.pid) for p in procs), 1)
+        out["peak_rss_mb"] = round(max(vm_hwm_mb(pid) for pid in with_children([p.pid for p in procs])), 1)
+        if args.workers:
+            for p in procs[1:]:
+                stop(p)
+            out["attempts_by_worker"] = [attempts_in(tmp / f"worker{k}.log") for k in range(args.workers)]
         out["ok"] = (
             counts.get("delivered") == args.devices
             and bad == 0
