@@ -57,6 +57,17 @@ _PG_INSERT = text(
     "ON CONFLICT (notification_id, token) DO NOTHING RETURNING id"
 )
 
+# The notifications of :ids with an open delivery that no other transaction is writing, that
+# delivery locked FOR SHARE until commit (see SqlBase._complete). SKIP LOCKED: a delivery another
+# transaction is recording (or claiming) is passed over, never waited for. A pending delivery is
+# preferred (state DESC, along the (notification_id, state) index): its claim skips our lock,
+# while the recording of an in-flight one would wait for our commit. Built from constants.
+_STILL_OPEN = text(
+    "SELECT n.id FROM unnest(CAST(:ids AS varchar[])) AS n(id) CROSS JOIN LATERAL ("  # noqa: S608
+    "SELECT 1 FROM outbox_deliveries d WHERE d.notification_id = n.id AND d.state IN "
+    f"({', '.join(repr(state) for state in OPEN)}) ORDER BY d.state DESC LIMIT 1 FOR SHARE OF d SKIP LOCKED) AS still_open"
+)
+
 
 def lease_rows(
     key: Any,
@@ -219,7 +230,14 @@ class SqlBase:
         transaction waits for the earlier one to commit, and its check, a new statement with a
         new snapshot, sees the earlier one's work. ``finish_expansion`` holds that lock from its
         own ``UPDATE`` to ``sending``. Rows are locked in id order, so two transactions never wait
-        on each other in a cycle. SQLite runs one writer at a time and needs no lock."""
+        on each other in a cycle. SQLite runs one writer at a time and needs no lock.
+
+        That lock would make the notification row of a large send a hot row: every recording
+        transaction of every worker would queue on it until commit. So a notification is first
+        proven still open, without it (:data:`_STILL_OPEN`): one of its open deliveries that no
+        other transaction is writing is locked ``FOR SHARE`` until we commit. It cannot become
+        final before our commit, and whoever makes it final waits for our commit and checks
+        after it. Only the notifications with no such delivery (nearly done) take the lock."""
         if not ids:
             return []
         ordered = sorted(set(ids))
@@ -228,6 +246,10 @@ class SqlBase:
         for i in range(0, len(ordered), _IN_CHUNK):
             part = ordered[i : i + _IN_CHUNK]
             if self._pg:
+                still_open = set(conn.execute(_STILL_OPEN, {"ids": part}).scalars())
+                part = [nid for nid in part if nid not in still_open]
+                if not part:
+                    continue
                 conn.execute(
                     select(N.id).where(N.id.in_(part)).order_by(N.id).with_for_update(key_share=True)
                 )
