@@ -350,14 +350,18 @@ class _Http1:
     def __init__(self, host: str, port: int, headers: dict[str, str], max_connections: int) -> None:
         self.host, self.port = host, port
         self.head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
         self.slots = asyncio.Semaphore(max_connections)
         self.writers: list[asyncio.StreamWriter] = []
 
     async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
         async with self.slots:
+            # uvicorn closes a connection idle for 5 s: one idle longer than 3 s is not reused, or
+            # the request would race the server's close
+            while self.idle and (self.idle[-1][0].at_eof() or time.monotonic() - self.idle[-1][2] > 3):
+                self.idle.pop()[1].close()
             if self.idle:
-                reader, writer = self.idle.pop()
+                reader, writer, _ = self.idle.pop()
             else:
                 reader, writer = await asyncio.open_connection(self.host, self.port)
                 self.writers.append(writer)
@@ -373,7 +377,7 @@ class _Http1:
                 if name.strip().lower() == b"content-length":
                     length = int(value)
             data = await reader.readexactly(length)
-            self.idle.append((reader, writer))
+            self.idle.append((reader, writer, time.monotonic()))
             return status, data
 
     async def close(self) -> None:
