@@ -241,6 +241,8 @@ class Sampler(threading.Thread):
         self.locks: Counter[str] = Counter()
         self.held: Counter[str] = Counter()
         self.lock_queries: Counter[str] = Counter()
+        self.phase_samples: Counter[str] = Counter()
+        self.phase_locks: Counter[str] = Counter()
         self.error: str | None = None
 
     def run(self) -> None:
@@ -252,6 +254,12 @@ class Sampler(threading.Thread):
                 while not self.halt.wait(self.every):
                     n += 1
                     self.samples += 1
+                    # the send's phase: still writing deliveries, or only sending the last ones
+                    (expanding,) = conn.execute(
+                        "SELECT EXISTS (SELECT 1 FROM outbox_notifications WHERE state = 'expanding')"
+                    ).fetchone() or (False,)
+                    phase = "expanding" if expanding else "draining"
+                    self.phase_samples[phase] += 1
                     for state, wtype, wevent, app, query in conn.execute(
                         "SELECT state, wait_event_type, wait_event, application_name, "
                         "regexp_replace(left(query, 200), '\\s+', ' ', 'g') FROM pg_stat_activity "
@@ -263,6 +271,7 @@ class Sampler(threading.Thread):
                             self.waits[f"{wtype}:{wevent}" if wtype else "running"] += 1
                             if wtype == "Lock":
                                 self.lock_queries[_statement(query)] += 1
+                                self.phase_locks[phase] += 1
                     for locktype, mode, rel in conn.execute(
                         "SELECT l.locktype, l.mode, c.relname FROM pg_locks l "
                         "LEFT JOIN pg_class c ON c.oid = l.relation WHERE NOT l.granted AND l.pid IN "
@@ -290,6 +299,9 @@ class Sampler(threading.Thread):
             ),
             "locks_not_granted": dict(self.locks.most_common(10)),
             "lock_waits_by_statement": dict(self.lock_queries.most_common(8)),
+            # samples taken while the send was still being expanded / after, and the lock waits seen
+            "samples_by_phase": dict(self.phase_samples),
+            "lock_waits_by_phase": dict(self.phase_locks),
             "claims_by_worker": {k: round(v / total_held, 3) for k, v in self.held.most_common()},
             **({"error": self.error} if self.error else {}),
         }
