@@ -242,6 +242,7 @@ class Sampler(threading.Thread):
         self.held: Counter[str] = Counter()
         self.lock_queries: Counter[str] = Counter()
         self.phase_samples: Counter[str] = Counter()
+        self.backend_cpu: dict[int, float] = {}
         self.phase_locks: Counter[str] = Counter()
         self.error: str | None = None
 
@@ -260,6 +261,13 @@ class Sampler(threading.Thread):
                     ).fetchone() or (False,)
                     phase = "expanding" if expanding else "draining"
                     self.phase_samples[phase] += 1
+                    for (pid,) in conn.execute(
+                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND pid <> pg_backend_pid()"
+                    ):
+                        # pooled connections come and go (overflow): keep each backend's last
+                        # CPU reading, so that one closed before the end still counts
+                        self.backend_cpu[int(pid)] = cpu_s(int(pid)) or self.backend_cpu.get(int(pid), 0.0)
                     for state, wtype, wevent, app, query in conn.execute(
                         "SELECT state, wait_event_type, wait_event, application_name, "
                         "regexp_replace(left(query, 200), '\\s+', ' ', 'g') FROM pg_stat_activity "
@@ -563,7 +571,8 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             if sampler is not None:
                 sampler.halt.set()
                 sampler.join(5)
-                pg_used = sum(cpu_s(pid) - backends0.get(pid, 0.0) for pid in pg_backends(url))
+                last = {**sampler.backend_cpu, **{pid: cpu_s(pid) for pid in pg_backends(url)}}
+                pg_used = sum(cpu - backends0.get(pid, 0.0) for pid, cpu in last.items())
                 out["pg_cpu_ms_per_delivery"] = round(pg_used * 1000 / args.devices, 3)
                 out["pg_cpu_s"] = round(pg_used, 2)
                 out["contention"] = sampler.summary()
