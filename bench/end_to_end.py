@@ -18,6 +18,15 @@
    and the service's HTTP stack on this machine (a Python client shares the cores);
 7. ``peak_rss_mb``: the largest peak RSS (VmHWM) among the service's processes.
 
+During step 5 it also measures what the deliveries cost: ``cpu_ms_per_delivery`` (user + system
+CPU of the service's processes and their children, from ``/proc/<pid>/stat``),
+``pg_cpu_ms_per_delivery`` (the bench database's PostgreSQL backends, read the same way),
+``worker_cpu_s`` (each ``pushrelay worker``) and ``claims_by_worker`` (the share of in-flight
+deliveries each worker held, sampled). On PostgreSQL, ``contention`` summarises
+``pg_stat_activity`` and ``pg_locks`` sampled every 100 ms: what the active backends were waiting
+for, and which lock requests were not granted (a hot row shared by the workers would show up as
+``Lock`` waits on ``tuple`` / ``transactionid``).
+
 Prints one JSON object (``--json``) or a summary. Exits non-zero if any delivery did not succeed.
 The machine is usually shared: compare figures within one run.
 """
@@ -34,8 +43,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +164,137 @@ def vm_hwm_mb(pid: int) -> float:
     return 0.0
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process (0 when it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def with_children(roots: list[int]) -> set[int]:
+    """``roots`` and their descendants (``serve`` may run its workers in child processes)."""
+    parents: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                parents[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, todo = set(roots), list(roots)
+    while todo:
+        pid = todo.pop()
+        for child, parent in parents.items():
+            if parent == pid and child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def pg_backends(url: str) -> list[int]:
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def _statement(query: str) -> str:
+    """What a statement is, by its first words: a claim, a recording, an insert..."""
+    q = query.strip()
+    if q.startswith("UPDATE outbox_deliveries SET state") and "SKIP LOCKED" in q:
+        return "claim deliveries (UPDATE ... SKIP LOCKED)"
+    if q.startswith("UPDATE outbox_notifications SET state") and "SKIP LOCKED" in q:
+        return "claim expansions (UPDATE ... SKIP LOCKED)"
+    return " ".join(q.split()[:4])[:60]
+
+
+def attempts_in(log: Path) -> int | None:
+    """The attempts a stopped ``pushrelay worker`` recorded, from its ``worker.stopped`` line."""
+    for line in reversed(log.read_text(errors="replace").splitlines()):
+        if "worker.stopped" in line:
+            for field in line.split():
+                if field.startswith("attempts="):
+                    return int(field.split("=", 1)[1])
+    return None
+
+
+class Sampler(threading.Thread):
+    """Samples, every ``every`` seconds until stopped, what the bench database's backends wait for,
+    the lock requests not granted, and who holds the in-flight deliveries."""
+
+    def __init__(self, url: str, every: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        self.url = url.replace("postgresql+psycopg://", "postgresql://")
+        self.every = every
+        self.halt = threading.Event()
+        self.samples = 0
+        self.active = 0
+        self.waits: Counter[str] = Counter()
+        self.locks: Counter[str] = Counter()
+        self.held: Counter[str] = Counter()
+        self.lock_queries: Counter[str] = Counter()
+        self.error: str | None = None
+
+    def run(self) -> None:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                n = 0
+                while not self.halt.wait(self.every):
+                    n += 1
+                    self.samples += 1
+                    for state, wtype, wevent, app, query in conn.execute(
+                        "SELECT state, wait_event_type, wait_event, application_name, "
+                        "regexp_replace(left(query, 200), '\\s+', ' ', 'g') FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                        "AND backend_type = 'client backend'"
+                    ):
+                        if state == "active" and app != "pushrelay-listen":
+                            self.active += 1
+                            self.waits[f"{wtype}:{wevent}" if wtype else "running"] += 1
+                            if wtype == "Lock":
+                                self.lock_queries[_statement(query)] += 1
+                    for locktype, mode, rel in conn.execute(
+                        "SELECT l.locktype, l.mode, c.relname FROM pg_locks l "
+                        "LEFT JOIN pg_class c ON c.oid = l.relation WHERE NOT l.granted AND l.pid IN "
+                        "(SELECT pid FROM pg_stat_activity WHERE datname = current_database())"
+                    ):
+                        self.locks[f"{locktype}:{mode}:{rel or '-'}"] += 1
+                    if n % 5 == 0:  # every 0.5 s: who holds the deliveries in flight
+                        for owner, count in conn.execute(
+                            "SELECT lease_owner, count(*) FROM outbox_deliveries "
+                            "WHERE state = 'in_flight' GROUP BY lease_owner"
+                        ):
+                            self.held[str(owner).rsplit("-", 1)[0]] += int(count)
+        except Exception as exc:  # a sampler problem must not fail the run: say it in the output
+            self.error = repr(exc)[:300]
+
+    def summary(self) -> dict[str, Any]:
+        active = max(1, self.active)
+        total_held = max(1, sum(self.held.values()))
+        return {
+            "samples": self.samples,
+            "active_backends_avg": round(self.active / max(1, self.samples), 2),
+            "wait_events_share": {k: round(v / active, 3) for k, v in self.waits.most_common(12)},
+            "lock_wait_share": round(
+                sum(v for k, v in self.waits.items() if k.startswith("Lock:")) / active, 4
+            ),
+            "locks_not_granted": dict(self.locks.most_common(10)),
+            "lock_waits_by_statement": dict(self.lock_queries.most_common(8)),
+            "claims_by_worker": {k: round(v / total_held, 3) for k, v in self.held.most_common()},
+            **({"error": self.error} if self.error else {}),
+        }
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -196,47 +338,97 @@ async def register(base: str, key: str, n: int) -> float:
         return n / (time.perf_counter() - t0)
 
 
+class _Http1:
+    """A minimal HTTP/1.1 keep-alive client on asyncio streams, for the API load only.
+
+    httpx's pool costs milliseconds of this process's CPU per request once hundreds of requests
+    are queued: on a shared 2-core machine it measured 120-170 ``GET /healthz`` per second against
+    a server that h2load drove at 2,000/s. This client spends a few tens of microseconds per
+    request, so the figures describe the service, not the client. It speaks only what the API
+    load needs: one request at a time per connection, a ``Content-Length`` response body."""
+
+    def __init__(self, host: str, port: int, headers: dict[str, str], max_connections: int) -> None:
+        self.host, self.port = host, port
+        self.head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+        self.slots = asyncio.Semaphore(max_connections)
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        async with self.slots:
+            # uvicorn closes a connection idle for 5 s: one idle longer than 3 s is not reused, or
+            # the request would race the server's close
+            while self.idle and (self.idle[-1][0].at_eof() or time.monotonic() - self.idle[-1][2] > 3):
+                self.idle.pop()[1].close()
+            if self.idle:
+                reader, writer, _ = self.idle.pop()
+            else:
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+                self.writers.append(writer)
+            extra = f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n" if body else ""
+            writer.write(
+                f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n{self.head}{extra}\r\n".encode() + body
+            )
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            data = await reader.readexactly(length)
+            self.idle.append((reader, writer, time.monotonic()))
+            return status, data
+
+    async def close(self) -> None:
+        for w in self.writers:
+            w.close()
+
+
 async def api_load(
     base: str, key: str, n_devices: int, rps: float, seconds: float, *, baseline: bool = False
 ) -> dict[str, Any]:
     """``baseline``: ``GET /healthz`` instead, at the same rate: what this client and the service's
-    HTTP stack achieve doing no work (on a shared 2-core machine, often less than 500/s)."""
+    HTTP stack achieve doing no work (on a shared 2-core machine, possibly less than 500/s)."""
     total = int(rps * seconds)
     lat: list[float] = []
     failures: list[str] = []
     ids: list[str] = []
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    async with httpx.AsyncClient(
-        base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60, limits=limits
-    ) as c:
+    host, _, port = base.removeprefix("http://").partition(":")
+    client = _Http1(host, int(port), {"Authorization": f"Bearer {key}"}, max_connections=256)
 
-        async def one(i: int, due: float) -> None:
-            body = {"app": "bench", "notification": {"title": f"n{i}"},
-                    "recipients": {"device_tokens": [tok(i % n_devices)]}}  # fmt: skip
-            try:
-                r = await (c.get("/healthz") if baseline else c.post("/v1/notifications", json=body))
-            except httpx.HTTPError as exc:
-                failures.append(type(exc).__name__)
-                return
-            if baseline:
-                lat.append(time.perf_counter() - due)
-                return
-            if r.status_code != 202:
-                failures.append(f"{r.status_code} {r.text[:200]}")
-                return
-            ids.append(r.json()["id"])
+    async def one(i: int, due: float) -> None:
+        body = json.dumps({"app": "bench", "notification": {"title": f"n{i}"},
+                           "recipients": {"device_tokens": [tok(i % n_devices)]}}).encode()  # fmt: skip
+        try:
+            status, data = await (
+                client.request("GET", "/healthz")
+                if baseline
+                else client.request("POST", "/v1/notifications", body)
+            )
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            failures.append(type(exc).__name__)
+            return
+        if baseline:
             lat.append(time.perf_counter() - due)
+            return
+        if status != 202:
+            failures.append(f"{status} {data[:200]!r}")
+            return
+        ids.append(json.loads(data)["id"])
+        lat.append(time.perf_counter() - due)
 
-        t0 = time.perf_counter()
-        tasks = []
-        for i in range(total):
-            due = t0 + i / rps
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i, due)))
-        await asyncio.gather(*tasks)
-        wall = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    tasks = []
+    for i in range(total):
+        due = t0 + i / rps
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, due)))
+    await asyncio.gather(*tasks)
+    wall = time.perf_counter() - t0
+    await client.close()
     if failures:
         raise SystemExit(f"{len(failures)} of {total} API requests failed, e.g. {failures[0]}")
     q = statistics.quantiles(lat, n=100) if len(lat) >= 2 else [lat[0] if lat else 0.0] * 99
@@ -315,7 +507,8 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         ]
         procs.append(spawn([*serve, *(["--api-only"] if args.workers else [])], tmp / "serve.log", env))
         for k in range(args.workers):
-            worker = [py, "-m", "pushrelay", "worker", "--config", str(cfg), "--log-level", "warning"]
+            # info: its last line, worker.stopped, says how many attempts it recorded
+            worker = [py, "-m", "pushrelay", "worker", "--config", str(cfg), "--log-level", "info"]
             procs.append(spawn(worker, tmp / f"worker{k}.log", env))
         base = f"http://127.0.0.1:{port}"
 
@@ -328,6 +521,12 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         out["register_per_s"] = round(asyncio.run(register(base, key, args.devices)), 1)
 
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=120) as c:
+            service = with_children([p.pid for p in procs])
+            cpu0 = {pid: cpu_s(pid) for pid in service}
+            backends0 = {pid: cpu_s(pid) for pid in pg_backends(url)} if args.db == "postgresql" else {}
+            sampler = Sampler(url) if args.db == "postgresql" else None
+            if sampler is not None:
+                sampler.start()
             t0 = time.perf_counter()
             r = c.post(
                 "/v1/notifications", json={"app": "bench", "notification": NOTE, "recipients": {"all": True}}
@@ -341,6 +540,21 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 0.25,
             )
             wall = time.perf_counter() - t0
+            service = with_children([p.pid for p in procs])
+            cpu1 = {pid: cpu_s(pid) for pid in service}
+            used = sum(cpu1[pid] - cpu0.get(pid, 0.0) for pid in cpu1)
+            out["cpu_ms_per_delivery"] = round(used * 1000 / args.devices, 3)
+            out["service_cpu_s"] = round(used, 2)
+            out["service_cpu_cores"] = round(used / wall, 2)  # of this machine's os.cpu_count()
+            if args.workers:
+                out["worker_cpu_s"] = [round(cpu_s(p.pid) - cpu0.get(p.pid, 0.0), 2) for p in procs[1:]]
+            if sampler is not None:
+                sampler.halt.set()
+                sampler.join(5)
+                pg_used = sum(cpu_s(pid) - backends0.get(pid, 0.0) for pid in pg_backends(url))
+                out["pg_cpu_ms_per_delivery"] = round(pg_used * 1000 / args.devices, 3)
+                out["pg_cpu_s"] = round(pg_used, 2)
+                out["contention"] = sampler.summary()
             counts = {k: v for k, v in c.get(f"/v1/notifications/{nid}").json()["counts"].items() if v}
             out["e2e_seconds"] = round(wall, 2)
             out["e2e_per_s"] = round(args.devices / wall, 1)
@@ -373,7 +587,11 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                     got = c.get(f"/v1/notifications/{i}").json()
                 bad += sum(v for k, v in got["counts"].items() if k not in ("delivered", "total"))
             out["api_undelivered"] = bad
-        out["peak_rss_mb"] = round(max(vm_hwm_mb(p.pid) for p in procs), 1)
+        out["peak_rss_mb"] = round(max(vm_hwm_mb(pid) for pid in with_children([p.pid for p in procs])), 1)
+        if args.workers:
+            for p in procs[1:]:
+                stop(p)
+            out["attempts_by_worker"] = [attempts_in(tmp / f"worker{k}.log") for k in range(args.workers)]
         out["ok"] = (
             counts.get("delivered") == args.devices
             and bad == 0

@@ -2,8 +2,8 @@
 
 Every service module logs through :func:`event`, which renders ``ts level event key=value ...`` on
 one line so that operators can grep and ship the lines as they are. Device tokens are never written
-in full (a leaked token lets anyone push to that phone): :func:`mask_token` keeps the first and last
-four characters, enough to correlate with the registry.
+in full (a leaked token lets anyone push to that phone): :func:`mask_token` keeps the first four
+(or ``head``) and the last four characters, enough to correlate with the registry.
 """
 
 from __future__ import annotations
@@ -19,13 +19,16 @@ _ROOT = "pushrelay"
 _SECRET_KEYS = frozenset({"token", "device_token", "api_key", "key", "secret", "authorization"})
 
 
-def mask_token(token: str | None) -> str:
-    """``0123…cdef`` for a device token; short values are fully hidden."""
+def mask_token(token: str | None, *, head: int = 4) -> str:
+    """``0123…cdef`` for a device token: the first ``head`` and the last 4 characters (the worker's
+    attempt lines keep 6: ``a1b2c3…7f8e``). A value that would show as much as it hides, or more,
+    is fully hidden (``…``)."""
     if not token:
         return ""
-    if len(token) <= 12:
+    shown = head + 4
+    if len(token) <= 2 * shown:
         return "…"
-    return f"{token[:4]}…{token[-4:]}"
+    return f"{token[:head]}…{token[-4:]}"
 
 
 def _render(value: Any) -> str:

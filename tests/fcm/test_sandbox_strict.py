@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tokenshapes import apns_token, fcm_token
+from tokenshapes import apns_token, fcm_fid, fcm_token
 
 from pushrelay.fcm import ServiceAccount
 from pushrelay.sandbox.fcm import FcmSandbox
@@ -74,6 +74,19 @@ async def test_an_fcm_shaped_token_can_be_unregistered(http: httpx.AsyncClient, 
         strict.unscript(token)
     assert response.status_code == 404
     assert response.json()["error"]["details"][0]["errorCode"] == "UNREGISTERED"
+
+
+async def test_an_fid_is_a_target_of_its_own(http: httpx.AsyncClient, strict: FcmSandbox) -> None:
+    # FCM v1 takes a Firebase Installation ID in message.fid (firebase-admin 7.7 sends it there)
+    fid = fcm_fid("pixel")
+    response = await send(http, {"fid": fid, "data": {"a": "b"}})
+    assert response.status_code == 200, response.text
+    assert [r.data for r in strict.received(fid)][-1] == {"a": "b"}
+    for bad in ("phone-1", "a" + fid[1:], fid + "x", fcm_token("pixel")):
+        error = invalid(await send(http, {"fid": bad}))
+        assert error["details"][1]["fieldViolations"][0]["field"] == "message.fid"
+    error = invalid(await send(http, {"fid": fid, "token": fcm_token("pixel")}))
+    assert "Exactly one of" in error["message"]
 
 
 @pytest.mark.parametrize(

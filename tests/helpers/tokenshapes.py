@@ -21,6 +21,14 @@ def fcm_token(name: str) -> str:
     return f"{instance}:APA91b{body}"
 
 
+def fcm_fid(name: str) -> str:
+    """A Firebase Installation ID shape, as the Installations SDKs generate one: 17 bytes whose
+    first 4 bits are 0111, base64url, the first 22 characters (so it starts with c, d, e or f)."""
+    raw = bytearray(hashlib.sha256(b"fid:" + name.encode()).digest()[:17])
+    raw[0] = (raw[0] & 0x0F) | 0x70
+    return _b64(bytes(raw))[:22]
+
+
 def apns_token(name: str) -> str:
     """An APNs device token shape: 64 lower-case hex digits."""
     return hashlib.sha256(b"apns:" + name.encode()).hexdigest()

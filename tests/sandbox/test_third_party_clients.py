@@ -2,6 +2,7 @@
 
 aioapns and pywebpush (dev extra) talk to the sandboxes as they talk to Apple and to the browsers'
 push services; only the host, the port and the CA to trust differ. A missing package skips its test.
+firebase-admin against the FCM sandbox has a file of its own (test_firebase_admin.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""A real pushrelay service process (``python -m pushrelay serve``) against the APNs sandbox."""
+"""A real pushrelay service process (``python -m pushrelay serve``) against the APNs sandbox, or the
+same service in this process (:func:`running_service`)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -10,7 +12,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -20,9 +23,13 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pushrelay.cli import cli
+from pushrelay.config import Config, config_from_dict
 from pushrelay.db import Database
 from pushrelay.sandbox import ApnsSandbox
 from pushrelay.server.apikeys import ApiKeyStore
+from pushrelay.server.runtime import run_service
+from pushrelay.server.service import Service, ServiceSettings
+from pushrelay.server.wiring import build_service
 
 TEAM = "TEAM123456"
 BUNDLE = "com.sample.myappname"
@@ -108,6 +115,31 @@ class ServiceProcess:
         if self._log_fh is not None:
             self._log_fh.close()
             self._log_fh = None
+
+
+def sandbox_config(url: str, sandbox: ApnsSandbox, tmp: Path) -> Config:
+    """``myapp`` on the APNs sandbox over TLS (a provider key of its own, written in ``tmp``)."""
+    key = sandbox.create_key(TEAM, "ABC123DEFG", tmp)
+    apns = {"team_id": TEAM, "key_file": str(key), "endpoint": sandbox.url, "ca_file": str(sandbox.ca_file)}
+    return config_from_dict(
+        {"database": {"url": url}, "apps": {"myapp": {"bundle_id": BUNDLE, "apns": apns}}}
+    )
+
+
+@asynccontextmanager
+async def running_service(config: Config, settings: ServiceSettings) -> AsyncIterator[Service]:
+    """The service of ``config`` in this process (workers and sweeper, no API) while the block runs;
+    stopped as ``pushrelay serve`` stops, then closed."""
+    service = build_service(config, settings=settings)
+    service.use_config(config)
+    stop = asyncio.Event()
+    running = asyncio.create_task(run_service(service, api=False, stop=stop))
+    try:
+        yield service
+    finally:
+        stop.set()
+        await running
+        service.close()
 
 
 class WebhookReceiver:

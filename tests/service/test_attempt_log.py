@@ -7,27 +7,23 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 
-from pushrelay.config import config_from_dict
 from pushrelay.config.model import ServiceConfig
 from pushrelay.db import Database
 from pushrelay.logs import get_logger
 from pushrelay.queue import NotificationRequest, Recipients, SqlOutbox
 from pushrelay.queue.models import DeliveryRow, utcnow
 from pushrelay.sandbox import ApnsSandbox
-from pushrelay.server.runtime import run_service
 from pushrelay.server.service import Service, ServiceSettings
-from pushrelay.server.wiring import build_service
 from pushrelay.worker.attempt_log import AttemptLog
 
-from .conftest import BUNDLE, TEAM
+from .conftest import running_service, sandbox_config
 
 N = {"title": "t", "body": "b"}
 
@@ -44,25 +40,12 @@ class Clock:
         return self.now
 
 
-@asynccontextmanager
-async def _service(url: str, sandbox: ApnsSandbox, tmp: Path, **worker: float) -> AsyncIterator[Service]:
-    key = sandbox.create_key(TEAM, "ABC123DEFG", tmp)
-    apns = {"team_id": TEAM, "key_file": str(key), "endpoint": sandbox.url, "ca_file": str(sandbox.ca_file)}
-    config = config_from_dict(
-        {"database": {"url": url}, "apps": {"myapp": {"bundle_id": BUNDLE, "apns": apns}}}
-    )
+def _service(
+    url: str, sandbox: ApnsSandbox, tmp: Path, **worker: float
+) -> AbstractAsyncContextManager[Service]:
     settings = ServiceSettings.from_config(ServiceConfig(worker_poll=0.05, sweep_every=0.2))
     settings = dataclasses.replace(settings, worker=dataclasses.replace(settings.worker, **worker))
-    service = build_service(config, settings=settings)
-    service.use_config(config)
-    stop = asyncio.Event()
-    running = asyncio.create_task(run_service(service, api=False, stop=stop))
-    try:
-        yield service
-    finally:
-        stop.set()
-        await running
-        service.close()
+    return running_service(sandbox_config(url, sandbox, tmp), settings)
 
 
 async def _completed(service: Service, nid: str) -> None:

@@ -17,11 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pushrelay.config import config_from_dict
 from pushrelay.config.model import ServiceConfig
 from pushrelay.queue import NotificationRequest, Recipients
-from pushrelay.server.runtime import run_service
 from pushrelay.server.service import ServiceSettings
-from pushrelay.server.wiring import build_service
 
-from .conftest import BUNDLE, TEAM, Stack, wait_until
+from .conftest import BUNDLE, TEAM, Stack, running_service, wait_until
 
 TOKENS = [f"{i:064x}" for i in range(1, 4)]
 N = {"title": "paused", "body": "kept"}
@@ -148,11 +146,8 @@ async def test_an_unreadable_key_file_pauses_the_app_too(sqlite_url: str, tmp_pa
             "apps": {"myapp": {"bundle_id": BUNDLE, "apns": {"team_id": TEAM, "key_file": str(missing)}}},
         }
     )
-    service = build_service(config, settings=ServiceSettings.from_config(ServiceConfig(worker_poll=0.05)))
-    service.use_config(config)
-    stop = asyncio.Event()
-    running = asyncio.create_task(run_service(service, api=False, stop=stop))
-    try:
+    settings = ServiceSettings.from_config(ServiceConfig(worker_poll=0.05))
+    async with running_service(config, settings) as service:
         request = NotificationRequest("myapp", N, Recipients(device_tokens=(TOKENS[0],)))
         nid = (await asyncio.to_thread(service.outbox.enqueue, request)).id
         for _ in range(600):
@@ -168,7 +163,3 @@ async def test_an_unreadable_key_file_pauses_the_app_too(sqlite_url: str, tmp_pa
                 break
             await asyncio.sleep(0.05)
         assert status is not None and status.counts == {"total": 1, "paused": 1}
-    finally:
-        stop.set()
-        await running
-        service.close()

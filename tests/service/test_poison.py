@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,6 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
-from pushrelay.config import config_from_dict
 from pushrelay.config.model import ServiceConfig
 from pushrelay.db import Database
 from pushrelay.notification import Notification
@@ -28,11 +27,9 @@ from pushrelay.queue import NotificationRequest, Recipients, RetryPolicy, SqlOut
 from pushrelay.queue.interface import NotificationStatus
 from pushrelay.queue.models import DeliveryRow, NotificationRow, utcnow
 from pushrelay.sandbox import ApnsSandbox
-from pushrelay.server.runtime import run_service
 from pushrelay.server.service import Service, ServiceSettings
-from pushrelay.server.wiring import build_service
 
-from .conftest import BUNDLE, TEAM
+from .conftest import running_service, sandbox_config
 
 N = NotificationRow
 D = DeliveryRow
@@ -43,38 +40,13 @@ def _tok(i: int) -> str:
     return f"{i:064x}"
 
 
-@asynccontextmanager
-async def _service(url: str, sandbox: ApnsSandbox, tmp: Path, lease: float = 30.0) -> AsyncIterator[Service]:
-    key = sandbox.create_key(TEAM, "ABC123DEFG", tmp)
-    config = config_from_dict(
-        {
-            "database": {"url": url},
-            "apps": {
-                "myapp": {
-                    "bundle_id": BUNDLE,
-                    "apns": {
-                        "team_id": TEAM,
-                        "key_file": str(key),
-                        "endpoint": sandbox.url,
-                        "ca_file": str(sandbox.ca_file),
-                    },
-                }
-            },
-        }
-    )
+def _service(
+    url: str, sandbox: ApnsSandbox, tmp: Path, lease: float = 30.0
+) -> AbstractAsyncContextManager[Service]:
     settings = ServiceSettings.from_config(
         ServiceConfig(worker_poll=0.05, sweep_every=0.5, worker_lease=lease, retry_base=0.2, retry_cap=1)
     )
-    service = build_service(config, settings=settings)
-    service.use_config(config)
-    stop = asyncio.Event()
-    running = asyncio.create_task(run_service(service, api=False, stop=stop))
-    try:
-        yield service
-    finally:
-        stop.set()
-        await running
-        service.close()
+    return running_service(sandbox_config(url, sandbox, tmp), settings)
 
 
 async def _final(service: Service, ids: list[str], timeout: float = 30.0) -> dict[str, NotificationStatus]:

@@ -261,6 +261,8 @@ _SERVICE_KEYS: dict[str, Reader] = {
     "worker_lease": _positive_number,
     "worker_concurrency": _positive_int,
     "worker_poll": _positive_number,
+    "worker_idle_max": _positive_number,
+    "worker_listen": _bool,
     "sweep_every": _positive_number,
     "webhook_retry_base": _positive_number,
     "webhook_retry_cap": _positive_number,

@@ -203,6 +203,8 @@ class ServiceConfig:
     worker_lease: float | None = None
     worker_concurrency: int | None = None
     worker_poll: float | None = None
+    worker_idle_max: float | None = None
+    worker_listen: bool | None = None
     sweep_every: float | None = None
     webhook_retry_base: float | None = None
     webhook_retry_cap: float | None = None

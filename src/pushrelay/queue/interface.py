@@ -223,6 +223,8 @@ class Outbox(Protocol):
 
     def next_due(self, notification_id: str) -> datetime | None: ...
 
+    def idle_wait(self, poll: float, longest: float) -> float: ...
+
     def record(
         self,
         worker_id: str,

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, delete, select, update
 from .interface import AppPause, DeliveryState
 from .models import AppPauseRow, utcnow
 from .sql_base import D, SqlBase
+from .wakeup import notify_work
 
 __all__ = ["OutboxPauses"]
 
@@ -54,13 +55,15 @@ class OutboxPauses(SqlBase):
         with self._tx() as conn:
             if not conn.execute(delete(P).where(P.app == app)).rowcount:
                 return None
-            return int(
+            freed = int(
                 conn.execute(
                     update(D)
                     .where(D.app == app, D.state == DeliveryState.PAUSED.value)
                     .values(state=DeliveryState.PENDING.value, next_attempt_at=now, updated_at=now)
                 ).rowcount
             )
+            notify_work(conn)  # an app's pending work waited on the pause too, not only parked rows
+            return freed
 
     def paused_apps(self) -> list[AppPause]:
         with self.engine.connect() as conn:

@@ -39,6 +39,7 @@ from .policy import DEFAULT_EXPIRY, IDEMPOTENCY_WINDOW
 from .sql_base import OPEN, D, N, lease_rows
 from .sql_expand import OutboxExpansion
 from .sql_reads import DeliveryPage, OutboxReads
+from .wakeup import OutboxWakeups, notify_work
 
 __all__ = ["DeliveryPage", "SqlOutbox", "request_hash"]
 
@@ -94,7 +95,7 @@ def _naive(dt: datetime | None) -> datetime | None:
     return (dt - dt.utcoffset()).replace(tzinfo=None)  # type: ignore[operator]
 
 
-class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses, OutboxLeases):
+class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses, OutboxLeases, OutboxWakeups):
     """:class:`~pushrelay.queue.interface.Outbox` on a SQLAlchemy engine."""
 
     # -- accepting ---------------------------------------------------------------------------
@@ -142,6 +143,8 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses, OutboxLeases):
             results.append(EnqueueResult(row["id"], created=True))
         if rows:
             conn.execute(insert(N), rows)
+            if any(row["state"] == NotificationState.PENDING.value for row in rows):
+                notify_work(conn)  # delivered at commit: workers elsewhere wake and expand it
         return results
 
     @staticmethod
@@ -416,11 +419,13 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses, OutboxLeases):
                 .where(D.lease_owner == worker_id, D.state == DeliveryState.IN_FLIGHT.value)
                 .values(state=DeliveryState.PENDING.value, lease_owner=None, next_attempt_at=now)
             ).rowcount
-            conn.execute(
+            given_back = conn.execute(
                 update(N)
                 .where(N.lease_owner == worker_id, N.state == NotificationState.EXPANDING.value)
                 .values(lease_owner=None, due_at=now)
-            )
+            ).rowcount
+            if n or given_back:
+                notify_work(conn)  # the other workers take it over now, not at their next poll
         return int(n or 0)
 
     def sweep(self) -> list[str]:
@@ -454,7 +459,8 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses, OutboxLeases):
             )
             touched = set(conn.execute(expired_deliveries).scalars())
             unsent = conn.execute(never_sent).all()
-            self._unpark_orphans(conn)
+            if self._unpark_orphans(conn):
+                notify_work(conn)
             self._completion_events(conn, [r.id for r in unsent if r.app in self.event_apps])
             return [r.id for r in unsent] + self._complete(conn, sorted(touched))
 

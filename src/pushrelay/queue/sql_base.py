@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Engine, exists, func, select, update
+from sqlalchemy import Connection, DateTime, Engine, exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -139,6 +139,26 @@ class NewDeliveries:
                 arrays.add(name)
                 params[name] = value
         return frozenset(arrays), params
+
+
+# The notifications of :ids with an open delivery that no other transaction is writing, that
+# delivery locked FOR SHARE until commit (see SqlBase._complete). SKIP LOCKED: a delivery another
+# transaction is recording (or claiming) is passed over, never waited for.
+#
+# Written so that it reads the (notification_id, state) index from its end whatever the planner
+# thinks of the notification (a generic plan knows nothing of it): the row comparison is an index
+# condition of that index only, and the open states are exactly those after "done" in it
+# (checked below), pending first: its claim skips our lock, while the recording of an in-flight
+# delivery would wait for our commit. The state filter keeps it exact should a state be added.
+_FINAL = sorted(s.value for s in DeliveryState if s.value not in OPEN)
+assert max(_FINAL) == "done" and min(OPEN) > "done", "the probe's index range must cover OPEN only"
+_STILL_OPEN = text(
+    "SELECT n.id FROM unnest(CAST(:ids AS varchar[])) AS n(id) CROSS JOIN LATERAL ("  # noqa: S608
+    "SELECT 1 FROM outbox_deliveries d WHERE d.notification_id = n.id "
+    "AND (d.notification_id, d.state) > (n.id, 'done') "
+    f"AND d.state NOT IN ({', '.join(repr(state) for state in _FINAL)}) "
+    "ORDER BY d.notification_id DESC, d.state DESC LIMIT 1 FOR SHARE OF d SKIP LOCKED) AS still_open"
+)
 
 
 def lease_rows(
@@ -310,7 +330,14 @@ class SqlBase:
         transaction waits for the earlier one to commit, and its check, a new statement with a
         new snapshot, sees the earlier one's work. ``finish_expansion`` holds that lock from its
         own ``UPDATE`` to ``sending``. Rows are locked in id order, so two transactions never wait
-        on each other in a cycle. SQLite runs one writer at a time and needs no lock."""
+        on each other in a cycle. SQLite runs one writer at a time and needs no lock.
+
+        That lock would make the notification row of a large send a hot row: every recording
+        transaction of every worker would queue on it until commit. So a notification is first
+        proven still open, without it (:data:`_STILL_OPEN`): one of its open deliveries that no
+        other transaction is writing is locked ``FOR SHARE`` until we commit. It cannot become
+        final before our commit, and whoever makes it final waits for our commit and checks
+        after it. Only the notifications with no such delivery (nearly done) take the lock."""
         if not ids:
             return []
         ordered = sorted(set(ids))
@@ -319,6 +346,10 @@ class SqlBase:
         for i in range(0, len(ordered), _IN_CHUNK):
             part = ordered[i : i + _IN_CHUNK]
             if self._pg:
+                still_open = set(conn.execute(_STILL_OPEN, {"ids": part}).scalars())
+                part = [nid for nid in part if nid not in still_open]
+                if not part:
+                    continue
                 conn.execute(
                     select(N.id).where(N.id.in_(part)).order_by(N.id).with_for_update(key_share=True)
                 )

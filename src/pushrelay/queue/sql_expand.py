@@ -17,6 +17,7 @@ from .errors import describe_error
 from .interface import DeviceRef, ExpansionJob, NotificationState, Recipients
 from .models import utcnow
 from .sql_base import N, NewDeliveries, SqlBase, lease_rows
+from .wakeup import notify_work
 
 __all__ = ["OutboxExpansion"]
 
@@ -143,7 +144,10 @@ class OutboxExpansion(SqlBase):
                 schedule=schedule,
                 now=now,
             )
-            return self._insert_rows(conn, rows, now)
+            added = self._insert_rows(conn, rows, now)
+            if added and not paused:
+                notify_work(conn)  # other workers start sending while we expand the next chunk
+            return added
 
     def expand_many(
         self,
@@ -183,7 +187,8 @@ class OutboxExpansion(SqlBase):
                         schedule=(schedules or {}).get(nid),
                         now=now,
                     )
-            self._insert_rows(conn, rows, now)
+            if self._insert_rows(conn, rows, now) and {m.app for m in mine.values()} - paused:
+                notify_work(conn)
             # one executemany for the lot (psycopg pipelines it), not a statement per notification
             # in id order, the order in which ``_complete`` locks notification rows
             marks = [

@@ -24,7 +24,19 @@ from typing import TypeVar
 
 import h11
 
-from .server import Connection, Delayed, Drop, GoAway, H2Server, Handler, Reply, Request, Reset, Response
+from .server import (
+    CLOSE_GRACE,
+    Connection,
+    Delayed,
+    Drop,
+    GoAway,
+    H2Server,
+    Handler,
+    Reply,
+    Request,
+    Reset,
+    Response,
+)
 from .tls import CertificateAuthority, ServerMaterial, server_ssl_context
 
 __all__ = ["AlpnSelector", "DualStackServer", "Http1Protocol", "serve_in_thread"]
@@ -69,10 +81,21 @@ class DualStackServer:
     async def close(self) -> None:
         if self._listener is not None:
             self._listener.close()
-        for connection in list(self.h2.connections):
-            connection.shutdown()
         for h1 in list(self._h1):
             h1.close()
+        # GOAWAY on the HTTP/2 connections, a grace for their TLS goodbye, then abort
+        await self.h2.close()
+        # The same grace for HTTP/1.1. A client that keeps an idle connection it no longer reads (requests
+        # does, for a response held by an exception's traceback) never answers the TLS close_notify: its
+        # transport would outlive this event loop, unclosed.
+        if self._h1:
+            waits = [asyncio.create_task(h1.gone.wait()) for h1 in self._h1]
+            _, pending = await asyncio.wait(waits, timeout=CLOSE_GRACE)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        for h1 in list(self._h1):
+            h1.abort()
         if self._listener is not None:
             await self._listener.wait_closed()
             self._listener = None
@@ -174,6 +197,7 @@ class Http1Protocol(asyncio.Protocol):
         self._size = 0
         self._busy = False
         self._timer: asyncio.TimerHandle | None = None
+        self.gone = asyncio.Event()  # set when the connection is lost
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -193,10 +217,16 @@ class Http1Protocol(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
         self._live.discard(self)
+        self.gone.set()
 
     def close(self) -> None:
         if self._transport is not None and not self._transport.is_closing():
             self._transport.close()
+
+    def abort(self) -> None:
+        """Close at once, without waiting for the TLS goodbye."""
+        if self._transport is not None:
+            self._transport.abort()
 
     def _process(self) -> None:
         while not self._busy:

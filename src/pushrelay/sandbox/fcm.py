@@ -1,7 +1,7 @@
 """A fake FCM HTTP v1 endpoint, with its OAuth token endpoint, on one HTTPS port (HTTP/2 or 1.1).
 
 It checks what FCM checks: a bearer token minted by the sandbox's token endpoint for the same
-project, the message schema (exactly one of token / topic / condition, known fields only, string-only
+project, the message schema (exactly one of token / fid / topic / condition, known fields only, string-only
 data, reserved data keys, Android options), the 4096-byte limit and ``validate_only``; and it records
 what every token, topic or condition received. Tokens can be scripted to fail like real ones::
 
@@ -44,6 +44,10 @@ _JSON = ("content-type", "application/json")
 _PATH = re.compile(r"^/v1/projects/([^/]+)/messages:send$")
 _TOPIC = re.compile(r"[a-zA-Z0-9\-_.~%]{1,900}")
 _TOKEN = re.compile(r"[A-Za-z0-9_:\-.]{1,4096}")
+# A Firebase Installation ID, the target FCM now prefers to registration tokens (firebase-admin 7.7
+# deprecates Message.token for Message.fid): 22 base64url characters whose first 4 bits are 0111,
+# so the first is c, d, e or f (the Installations SDKs generate and check them so).
+_FID = re.compile(r"[cdef][A-Za-z0-9_\-]{21}")
 _TTL = re.compile(r"^\d{1,10}(\.\d{1,9})?s$")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _MAX_BYTES = 4096
@@ -59,6 +63,7 @@ _MESSAGE_FIELDS = frozenset(
         "apns",
         "fcm_options",
         "token",
+        "fid",
         "topic",
         "condition",
     }
@@ -267,9 +272,11 @@ def _check(doc: Any, *, lenient: bool = False) -> tuple[dict[str, Any], bool, st
     if not isinstance(message, dict):
         raise _Invalid("Invalid JSON payload received. 'message' must be an object.", field_path="message")
     _known(message, _MESSAGE_FIELDS, "message")
-    targets = [k for k in ("token", "topic", "condition") if k in message]
+    targets = [k for k in ("token", "fid", "topic", "condition") if k in message]
     if len(targets) != 1:
-        raise _Invalid("Exactly one of message.token, message.topic or message.condition must be given.")
+        raise _Invalid(
+            "Exactly one of message.token, message.fid, message.topic or message.condition must be given."
+        )
     kind = targets[0]
     value = message[kind]
     if not isinstance(value, str) or not value:
@@ -280,6 +287,12 @@ def _check(doc: Any, *, lenient: bool = False) -> tuple[dict[str, Any], bool, st
         not _TOKEN.fullmatch(value) or (not lenient and registration_token_problem(value) is not None)
     ):
         raise _Invalid("The registration token is not a valid FCM registration token", names_token=True)
+    if kind == "fid" and not (lenient and _TOKEN.fullmatch(value)) and not _FID.fullmatch(value):
+        raise _Invalid(
+            "The Firebase Installation ID is not valid: 22 characters of letters, digits, - and _, "
+            "starting with c, d, e or f",
+            field_path="message.fid",
+        )
     if kind == "condition":
         topics = len(_CONDITION_TOPIC.findall(value))
         if not topics or topics > _MAX_CONDITION_TOPICS:
@@ -308,11 +321,12 @@ def _check(doc: Any, *, lenient: bool = False) -> tuple[dict[str, Any], bool, st
         _object(apns, "message.apns")
         _known(apns, _APNS_FIELDS, "message.apns")
         _check_data(apns.get("headers"), "message.apns.headers", reserved=False)
-    counted = {k: v for k, v in message.items() if k not in ("token", "topic", "condition")}
+    counted = {k: v for k, v in message.items() if k not in ("token", "fid", "topic", "condition")}
     size = len(json.dumps(counted, ensure_ascii=False, separators=(",", ":")).encode())
     if size > _MAX_BYTES:
         raise _Invalid(f"Message is too big: {size} bytes, the limit is {_MAX_BYTES}", field_path="message")
-    target = value if kind == "token" else f"{kind}:{value}"
+    # an FID is a device address like a token (22 characters: never one of a token's 100+)
+    target = value if kind in ("token", "fid") else f"{kind}:{value}"
     return message, validate_only, target
 
 

@@ -25,14 +25,14 @@ PLATFORMS: tuple[Platform, ...] = ("apns", "fcm", "webpush")
 
 
 def fcm_target(body: bytes) -> str:
-    """The token, ``topic:<name>`` or ``condition:<expr>`` an FCM request is for ("" if none)."""
+    """The token (or FID), ``topic:<name>`` or ``condition:<expr>`` an FCM request is for ("" if none)."""
     try:
         message = json.loads(body).get("message")
     except (ValueError, AttributeError):
         return ""
     if not isinstance(message, dict):
         return ""
-    for key, prefix in (("token", ""), ("topic", "topic:"), ("condition", "condition:")):
+    for key, prefix in (("token", ""), ("fid", ""), ("topic", "topic:"), ("condition", "condition:")):
         value = message.get(key)
         if isinstance(value, str):
             return prefix + value

@@ -154,7 +154,7 @@ class _ServerH2Connection(h2.connection.H2Connection):
 
 
 _PURGE_EVERY = 512
-_CLOSE_GRACE = 2.0  # seconds a closing server waits for its clients' TLS goodbyes
+CLOSE_GRACE = 2.0  # seconds a closing server waits for its clients' TLS goodbyes
 _MAX_HEADER_LIST_SIZE = 8000  # what APNs advertises
 
 
@@ -581,7 +581,7 @@ class H2Server:
             connection.shutdown()
         if self.connections:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._all_gone.wait(), _CLOSE_GRACE)
+                await asyncio.wait_for(self._all_gone.wait(), CLOSE_GRACE)
         for connection in list(self.connections):
             connection.abort()
         if self._server is not None:

@@ -96,6 +96,17 @@ class ApiKeyStore:
         key = ApiKey(kid, tuple(dict.fromkeys(scopes)), tuple(apps), name, now, None)
         return key, f"{_PREFIX}{kid}_{secret}"
 
+    def cached(self, presented: str) -> ApiKey | None:
+        """The key if ``presented`` was verified within ``cache_seconds`` (no database read), else
+        None: call :meth:`authenticate` then."""
+        parts = _split(presented)
+        if parts is None:
+            return None
+        hit = self._cache.get(parts[0])
+        if hit is not None and time.monotonic() < hit[0] and hmac.compare_digest(_hash(parts[1]), hit[1]):
+            return hit[2]
+        return None
+
     def authenticate(self, presented: str) -> ApiKey | None:
         """The active key matching ``presented``, or None (unknown, malformed, revoked)."""
         parts = _split(presented)

@@ -74,7 +74,7 @@ def create_app(service: Service) -> FastAPI:
 
     # -- health --------------------------------------------------------------------------------
     @app.get("/healthz", tags=["operations"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:  # async: no thread-pool hop for a liveness probe
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["operations"])

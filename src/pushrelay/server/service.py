@@ -17,6 +17,7 @@ from ..providers.base import AppProviderPool, ProviderFactory, ProviderPool
 from ..providers.state import Deferrals
 from ..queue.policy import RetryPolicy
 from ..queue.sql import SqlOutbox
+from ..queue.wakeup import WorkListener
 from ..registry.devices import DeviceRegistry
 from ..webhooks.dispatcher import WebhookDispatcher, WebhookSettings, WebhookTarget
 from ..webhooks.store import WebhookEventStore
@@ -97,6 +98,8 @@ class ServiceSettings:
                 lease=pick("worker_lease", w.lease),
                 concurrency=int(given.get("worker_concurrency", w.concurrency)),
                 poll=pick("worker_poll", w.poll),
+                idle_max=pick("worker_idle_max", w.idle_max),
+                listen=bool(given.get("worker_listen", w.listen)),
                 sweep_every=pick("sweep_every", w.sweep_every),
             ),
             webhooks=WebhookSettings(
@@ -168,6 +171,8 @@ class Service:
                 fingerprint=self.fingerprints.get,
                 deferrals=Deferrals(database.engine),
             )
+            if self.settings.worker.listen:  # PostgreSQL only: None on SQLite
+                self.worker.listener = WorkListener.for_engine(database.engine, name=self.worker.id)
         self.credentials_loaded = bool(providers)
 
     def use_config(self, config: Config) -> None:

@@ -26,17 +26,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..logs import event
+from ..logs import event, mask_token
 from ..outcome import DeliveryResult, Outcome
 
-__all__ = ["AttemptLog", "mask_device"]
-
-
-def mask_device(token: str) -> str:
-    """``a1b2c3…7f8e``: enough to find the device in the registry, not enough to push to it."""
-    if len(token) <= 16:
-        return "…"
-    return f"{token[:6]}…{token[-4:]}"
+__all__ = ["AttemptLog"]
 
 
 Key = tuple[str, str, int, str]  # app, platform, status, reason
@@ -86,7 +79,7 @@ class AttemptLog:
         w.logged[key] = logged + 1
         level = logging.INFO if res.outcome is Outcome.RETRY else logging.WARNING
         event(self.logger, self._level(level), "delivery.failed", app=app, platform=platform,
-              device=mask_device(res.token), status=res.status, reason=reason,
+              device=mask_token(res.token, head=6), status=res.status, reason=reason,
               outcome=res.outcome.value)  # fmt: skip
 
     def _level(self, level: int) -> int:

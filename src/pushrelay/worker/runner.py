@@ -38,6 +38,7 @@ from ..providers.state import Deferrals, deferral_for
 from ..queue.errors import describe_error, is_transient
 from ..queue.interface import ClaimedDelivery, DeviceRef, ExpansionJob, Outbox, Recorded
 from ..queue.models import utcnow
+from ..queue.wakeup import WorkListener
 from ..webhooks.dispatcher import WebhookDispatcher
 from .attempt_log import AttemptLog
 from .audience import Audience
@@ -56,7 +57,9 @@ class WorkerSettings:
     heartbeat: float | None = None  # seconds between two renewals of our leases; None: lease / 3
     hold: float = 600.0  # seconds after its claim that a chunk's lease is renewed at most
     concurrency: int = 4  # chunks in flight per worker process
-    poll: float = 0.25  # idle wait between claims when nothing wakes us
+    poll: float = 0.25  # idle wait between claims when nothing wakes us (no LISTEN, or it is down)
+    idle_max: float = 5.0  # longest idle wait while LISTEN/NOTIFY wakes us (see queue.wakeup)
+    listen: bool = True  # LISTEN for new work on PostgreSQL (off behind a transaction-pooling proxy)
     record_every: int = 200  # results buffered before they are written
     expand_chunk: int = 1000  # devices read from the registry per transaction
     sweep_every: float = 5.0
@@ -79,10 +82,13 @@ class Worker:
         worker_id: str | None = None,
         fingerprint: Callable[[str], str | None] = lambda app: None,
         deferrals: Deferrals | None = None,
+        listener: WorkListener | None = None,
     ) -> None:
         """``fingerprint(app)`` identifies the credentials this worker uses for ``app``; it is kept
         with a pause so that a restart with other credentials resumes the app by itself.
-        ``deferrals``: the targets' Retry-After deadlines shared by every process (none: not shared)."""
+        ``deferrals``: the targets' Retry-After deadlines shared by every process (none: not shared).
+        ``listener``: wakes this worker when another process commits work (PostgreSQL's NOTIFY);
+        without it, or while it is disconnected, idle loops poll every ``settings.poll`` seconds."""
         self.outbox = outbox
         self.pool = pool
         self.audience = audience
@@ -93,7 +99,13 @@ class Worker:
         self.deferrals = deferrals
         self.park_broken = True  # config_broken answers park the app's deliveries (and pause it)
         self.id = worker_id or f"{socket.gethostname()[:30]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self._wake = asyncio.Event()
+        self.listener = listener
+        # Idle loops wait on the current bell; ringing it wakes them all and hangs up a new one.
+        # A loop notes the generation before it claims, and does not sleep if the bell rang since:
+        # a wake-up that arrives while it is claiming is not lost (one shared, cleared event would
+        # lose it when another loop clears it first).
+        self._bell = asyncio.Event()
+        self._rung = 0
         self._stopping = False
         self._stop_event = asyncio.Event()
         self._payloads: dict[str, Notification | NotificationError] = {}
@@ -105,12 +117,19 @@ class Worker:
         self._expanding: set[str] = set()
         self.attempts = AttemptLog(log, window=self.settings.report_window)
         self._overdue_said = -float("inf")
+        self.recorded = 0  # attempts whose outcome this worker recorded (its share, with others)
 
     # -- control -----------------------------------------------------------------------------
     def wake(self) -> None:
         """Tell idle loops there is new work (safe from any thread)."""
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake.set)
+            self._loop.call_soon_threadsafe(self._ring)
+
+    def _ring(self) -> None:
+        """Wake every idle loop (on the loop's thread)."""
+        self._rung += 1
+        self._bell.set()
+        self._bell = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then shut down gracefully (see module docstring)."""
@@ -124,11 +143,16 @@ class Worker:
         tasks.append(asyncio.create_task(self._expand_loop(), name="expand"))
         tasks.append(asyncio.create_task(self._sweep_loop(), name="sweep"))
         beat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+        listen = (
+            asyncio.create_task(self.listener.run(self._ring), name="listen")
+            if self.listener is not None
+            else None
+        )
         try:
             await stop.wait()
         finally:
             self._stopping = True
-            self._wake.set()
+            self._ring()
             # loops finish the chunk they hold, then return; what is still running after the grace
             # period is cancelled and its leases are released for another worker
             _done, pending = await asyncio.wait(tasks, timeout=self.settings.shutdown_grace)
@@ -137,14 +161,17 @@ class Worker:
             for t in pending:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await beat
+            for side in (beat, listen):
+                if side is not None:
+                    side.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await side
             released = await asyncio.to_thread(self.outbox.release, self.id)
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.outbox.forget_worker, self.id)
             await self.pool.close()
-            event(log, logging.INFO, "worker.stopped", worker=self.id, released=released)
+            event(log, logging.INFO, "worker.stopped", worker=self.id, released=released,
+                  attempts=self.recorded)  # fmt: skip
 
     async def _heartbeat_loop(self) -> None:
         """Renew the leases of the work in progress, a few times per lease: a chunk may take longer
@@ -170,31 +197,46 @@ class Worker:
         except Exception as exc:  # the database is away: our leases may run out meanwhile
             event(log, logging.ERROR, "worker.heartbeat_failed", worker=self.id, error=repr(exc))
 
-    async def _idle(self) -> None:
+    async def _idle(self, rung: int) -> None:
+        """Wait for a wake-up, unless one came since generation ``rung`` (noted before the claim
+        that found nothing). While the listener listens, new work rings at once, so the wait is
+        only for work that becomes due by the clock (see :mod:`pushrelay.queue.wakeup`); else,
+        ``poll`` seconds."""
+        if self._rung != rung or self._stopping:
+            return
+        bell, wait = self._bell, self.settings.poll
+        if self.listener is not None and self.listener.listening:
+            try:
+                wait = await asyncio.to_thread(
+                    self.outbox.idle_wait, self.settings.poll, max(self.settings.poll, self.settings.idle_max)
+                )
+            except Exception as exc:  # the database is away: the claim will say so
+                event(log, logging.DEBUG, "worker.idle_wait_failed", error=repr(exc))
+        if self._rung != rung:
+            return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self.settings.poll)
-        self._wake.clear()
+            await asyncio.wait_for(bell.wait(), wait)
 
     def _wake_from_thread(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake.set)
+        self.wake()
 
     # -- expansion -----------------------------------------------------------------------------
     async def _expand_loop(self) -> None:
         while not self._stopping:
+            rung = self._rung
             try:
                 jobs = await asyncio.to_thread(
                     self.outbox.claim_expansions, self.id, limit=200, lease=self.settings.lease
                 )
             except Exception as exc:
                 event(log, logging.ERROR, "worker.expand_failed", worker=self.id, error=describe_error(exc))
-                await self._idle()
+                await self._idle(rung)
                 continue
             if not jobs:
-                await self._idle()
+                await self._idle(rung)
                 continue
             await self._expand_jobs(jobs)
-            self._wake.set()
+            self._ring()
 
     async def _expand_jobs(self, jobs: list[ExpansionJob]) -> None:
         """Expand claimed notifications: the small ones together in one transaction, and one by one
@@ -371,6 +413,7 @@ class Worker:
     # -- delivery ------------------------------------------------------------------------------
     async def _deliver_loop(self, index: int) -> None:
         while not self._stopping:
+            rung = self._rung
             try:
                 claimed = await asyncio.to_thread(
                     self.outbox.claim, self.id, limit=self.settings.chunk, lease=self.settings.lease
@@ -380,10 +423,10 @@ class Worker:
                 await asyncio.sleep(1.0)
                 continue
             if not claimed:
-                await self._idle()
+                await self._idle(rung)
                 continue
             if len(claimed) == self.settings.chunk:
-                self._wake.set()  # more is waiting: let an idle sibling loop claim too
+                self._ring()  # more is waiting: let an idle sibling loop claim too
             try:
                 await self._deliver(claimed, datetime.now(UTC))
             except Exception as exc:  # the database failed us mid-chunk: the leases, no longer
@@ -564,6 +607,7 @@ class Worker:
                 except Exception as exc:
                     event(log, logging.WARNING, "deferrals.write_failed", app=c.app, error=repr(exc))
         recorded = await asyncio.to_thread(self._store, results)
+        self.recorded += len(results) - recorded.lost
         if recorded.lost:
             self._lease_lost(results, recorded.lost)
         dead: dict[str, list[tuple[ClaimedDelivery, DeliveryResult]]] = {}
