@@ -1,6 +1,6 @@
 """What bench/recovery.py and bench/stuck.py share: a scratch database (a SQLite file, or a fresh
 PostgreSQL database dropped afterwards), the APNs sandbox's app in ``pushrelay.toml``, and a
-``pushrelay serve`` child process."""
+``pushrelay serve`` child process; :func:`sandbox_stack` puts the first two together with a send key."""
 
 from __future__ import annotations
 
@@ -8,15 +8,19 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from pushrelay.db import Database
 from pushrelay.sandbox import ApnsSandbox
+from pushrelay.server.apikeys import ApiKeyStore
 
 TEAM, BUNDLE = "TEAM123456", "com.sample.myappname"
 NOTE = {"title": "This is title", "body": "Here is the content of this notification"}
@@ -64,6 +68,40 @@ def write_config(tmp: Path, sb: ApnsSandbox, url: str) -> Path:
         f'ca_file = "{sb.ca_file}"\n'
     )
     return config
+
+
+def issue_tokens(sb: ApnsSandbox, count: int) -> list[str]:
+    """``count`` device tokens of myapp (the sandbox is strict, as APNs: it accepts only those it issued)."""
+    return [sb.issue_token(BUNDLE, token=f"{i:064x}") for i in range(1, count + 1)]
+
+
+@dataclass(frozen=True)
+class Stack:
+    tmp: Path
+    sb: ApnsSandbox
+    config: Path  # pushrelay.toml: myapp on the sandbox, the scratch database
+    db: Database
+    sender: str  # an API key with the send scope for myapp
+
+
+@contextmanager
+def sandbox_stack(database: str) -> Iterator[Stack]:
+    """A temporary directory, the APNs sandbox with myapp's topic, a scratch ``database``
+    (``sqlite`` or ``postgresql``), its ``pushrelay.toml`` and a send key; all gone afterwards."""
+    with (
+        tempfile.TemporaryDirectory() as tmp_name,
+        ApnsSandbox.running(directory=Path(tmp_name) / "sb") as sb,
+        scratch_database(database, Path(tmp_name)) as url,
+    ):
+        tmp = Path(tmp_name)
+        sb.add_topic(BUNDLE, TEAM)
+        config = write_config(tmp, sb, url)
+        db = Database(url)
+        try:
+            sender = ApiKeyStore(db.engine).create(["send"], ["myapp"])[1]
+            yield Stack(tmp, sb, config, db, sender)
+        finally:
+            db.dispose()  # before the scratch PostgreSQL database is dropped
 
 
 class Serve:

@@ -210,6 +210,26 @@ def pg_backends(url: str) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
+def _statement(query: str) -> str:
+    """What a statement is, by its first words: a claim, a recording, an insert..."""
+    q = query.strip()
+    if q.startswith("UPDATE outbox_deliveries SET state") and "SKIP LOCKED" in q:
+        return "claim deliveries (UPDATE ... SKIP LOCKED)"
+    if q.startswith("UPDATE outbox_notifications SET state") and "SKIP LOCKED" in q:
+        return "claim expansions (UPDATE ... SKIP LOCKED)"
+    return " ".join(q.split()[:4])[:60]
+
+
+def attempts_in(log: Path) -> int | None:
+    """The attempts a stopped ``pushrelay worker`` recorded, from its ``worker.stopped`` line."""
+    for line in reversed(log.read_text(errors="replace").splitlines()):
+        if "worker.stopped" in line:
+            for field in line.split():
+                if field.startswith("attempts="):
+                    return int(field.split("=", 1)[1])
+    return None
+
+
 class Sampler(threading.Thread):
     """Samples, every ``every`` seconds until stopped, what the bench database's backends wait for,
     the lock requests not granted, and who holds the in-flight deliveries."""
@@ -224,6 +244,7 @@ class Sampler(threading.Thread):
         self.waits: Counter[str] = Counter()
         self.locks: Counter[str] = Counter()
         self.held: Counter[str] = Counter()
+        self.lock_queries: Counter[str] = Counter()
         self.error: str | None = None
 
     def run(self) -> None:
@@ -235,14 +256,17 @@ class Sampler(threading.Thread):
                 while not self.halt.wait(self.every):
                     n += 1
                     self.samples += 1
-                    for state, wtype, wevent, app in conn.execute(
-                        "SELECT state, wait_event_type, wait_event, application_name FROM pg_stat_activity "
+                    for state, wtype, wevent, app, query in conn.execute(
+                        "SELECT state, wait_event_type, wait_event, application_name, "
+                        "regexp_replace(left(query, 200), '\\s+', ' ', 'g') FROM pg_stat_activity "
                         "WHERE datname = current_database() AND pid <> pg_backend_pid() "
                         "AND backend_type = 'client backend'"
                     ):
                         if state == "active" and app != "pushrelay-listen":
                             self.active += 1
                             self.waits[f"{wtype}:{wevent}" if wtype else "running"] += 1
+                            if wtype == "Lock":
+                                self.lock_queries[_statement(query)] += 1
                     for locktype, mode, rel in conn.execute(
                         "SELECT l.locktype, l.mode, c.relname FROM pg_locks l "
                         "LEFT JOIN pg_class c ON c.oid = l.relation WHERE NOT l.granted AND l.pid IN "
@@ -269,6 +293,7 @@ class Sampler(threading.Thread):
                 sum(v for k, v in self.waits.items() if k.startswith("Lock:")) / active, 4
             ),
             "locks_not_granted": dict(self.locks.most_common(10)),
+            "lock_waits_by_statement": dict(self.lock_queries.most_common(8)),
             "claims_by_worker": {k: round(v / total_held, 3) for k, v in self.held.most_common()},
             **({"error": self.error} if self.error else {}),
         }
@@ -486,7 +511,8 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         ]
         procs.append(spawn([*serve, *(["--api-only"] if args.workers else [])], tmp / "serve.log", env))
         for k in range(args.workers):
-            worker = [py, "-m", "pushrelay", "worker", "--config", str(cfg), "--log-level", "warning"]
+            # info: its last line, worker.stopped, says how many attempts it recorded
+            worker = [py, "-m", "pushrelay", "worker", "--config", str(cfg), "--log-level", "info"]
             procs.append(spawn(worker, tmp / f"worker{k}.log", env))
         base = f"http://127.0.0.1:{port}"
 
@@ -578,7 +604,11 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                     got = c.get(f"/v1/notifications/{i}").json()
                 bad += sum(v for k, v in got["counts"].items() if k not in ("delivered", "total"))
             out["api_undelivered"] = bad
-        out["peak_rss_mb"] = round(max(vm_hwm_mb(p.pid) for p in procs), 1)
+        out["peak_rss_mb"] = round(max(vm_hwm_mb(pid) for pid in with_children([p.pid for p in procs])), 1)
+        if args.workers:
+            for p in procs[1:]:
+                stop(p)
+            out["attempts_by_worker"] = [attempts_in(tmp / f"worker{k}.log") for k in range(args.workers)]
         out["ok"] = (
             counts.get("delivered") == args.devices
             and bad == 0

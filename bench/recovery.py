@@ -16,20 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from collections import Counter
-from pathlib import Path
 
 import httpx
 from sqlalchemy import func, select
 
-from _serve import BUNDLE, NOTE, TEAM, Serve, scratch_database, wait_for, write_config
-from pushrelay.db import Database
+from _serve import NOTE, Serve, issue_tokens, sandbox_stack, wait_for
 from pushrelay.queue.interface import DeliveryState
 from pushrelay.queue.models import DeliveryRow
-from pushrelay.sandbox import ApnsSandbox
-from pushrelay.server.apikeys import ApiKeyStore
 
 D = DeliveryRow
 
@@ -44,23 +39,13 @@ def main() -> None:
     args = ap.parse_args()
     kill_at = args.kill_at or args.devices // 5
 
-    with (
-        tempfile.TemporaryDirectory() as tmp_name,
-        ApnsSandbox.running(directory=Path(tmp_name) / "sb") as sb,
-        scratch_database(args.database, Path(tmp_name)) as url,
-    ):
-        tmp = Path(tmp_name)
-
-        sb.add_topic(BUNDLE, TEAM)
-        config = write_config(tmp, sb, url)
-        db = Database(url)
-        sender = ApiKeyStore(db.engine).create(["send"], ["myapp"])[1]
-        service = Serve(config, tmp / "service.log").start()
-        # the sandbox is strict, as APNs: only tokens it issued for the app are accepted
-        tokens = [sb.issue_token(BUNDLE, token=f"{i:064x}") for i in range(1, args.devices + 1)]
+    with sandbox_stack(args.database) as stack:
+        sb, db = stack.sb, stack.db
+        service = Serve(stack.config, stack.tmp / "service.log").start()
+        tokens = issue_tokens(sb, args.devices)
         try:
             with httpx.Client(
-                base_url=service.url, headers={"Authorization": f"Bearer {sender}"}, timeout=60
+                base_url=service.url, headers={"Authorization": f"Bearer {stack.sender}"}, timeout=60
             ) as c:
                 for i in range(0, len(tokens), 500):
                     body = {
@@ -103,7 +88,6 @@ def main() -> None:
             ids.setdefault(r.token, set()).add(r.apns_id)
         with db.engine.connect() as conn:
             outcomes = dict(conn.execute(select(D.outcome, func.count()).group_by(D.outcome)).all())
-        db.dispose()
         print(
             json.dumps(
                 {

@@ -17,20 +17,15 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import tempfile
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import httpx
 from sqlalchemy import func, select
 
-from _serve import BUNDLE, NOTE, TEAM, Serve, scratch_database, write_config
-from pushrelay.db import Database
+from _serve import NOTE, Serve, issue_tokens, sandbox_stack
 from pushrelay.queue.models import NotificationRow
-from pushrelay.sandbox import ApnsSandbox
-from pushrelay.server.apikeys import ApiKeyStore
 
 N = NotificationRow
 
@@ -43,22 +38,15 @@ def main() -> None:
     ap.add_argument("--database", choices=["sqlite", "postgresql"], default="postgresql")
     args = ap.parse_args()
 
-    with (
-        tempfile.TemporaryDirectory() as tmp_name,
-        ApnsSandbox.running(directory=Path(tmp_name) / "sb") as sb,
-        scratch_database(args.database, Path(tmp_name)) as url,
-    ):
-        tmp = Path(tmp_name)
-        sb.add_topic(BUNDLE, TEAM)
-        config = write_config(tmp, sb, url)
-        db = Database(url)
-        sender = ApiKeyStore(db.engine).create(["send"], ["myapp"])[1]
+    with sandbox_stack(args.database) as stack:
+        sb, db = stack.sb, stack.db
         service = Serve(
-            config, tmp / "service.log", {"PUSHRELAY_RATE_LIMIT": "100000", "PUSHRELAY_RATE_BURST": "100000"}
+            stack.config,
+            stack.tmp / "service.log",
+            {"PUSHRELAY_RATE_LIMIT": "100000", "PUSHRELAY_RATE_BURST": "100000"},
         )
         service.start()
-        # the sandbox is strict, as APNs: only tokens it issued for the app are accepted
-        pool = [sb.issue_token(BUNDLE, token=f"{i:064x}") for i in range(1, 3001)]
+        pool = issue_tokens(sb, 3000)
         answers: Counter[int] = Counter()
         lock = threading.Lock()
         counter = itertools.count(1)
@@ -66,7 +54,7 @@ def main() -> None:
 
         def client() -> None:
             with httpx.Client(
-                base_url=service.url, headers={"Authorization": f"Bearer {sender}"}, timeout=60
+                base_url=service.url, headers={"Authorization": f"Bearer {stack.sender}"}, timeout=60
             ) as c:
                 while time.monotonic() < end:
                     n = next(counter)
@@ -90,7 +78,6 @@ def main() -> None:
                 states = dict(conn.execute(select(N.state, func.count()).group_by(N.state)).all())
         finally:
             service.stop()
-        db.dispose()
         accepted = sum(int(v) for v in states.values())
         print(
             json.dumps(

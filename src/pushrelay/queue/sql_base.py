@@ -59,13 +59,21 @@ _PG_INSERT = text(
 
 # The notifications of :ids with an open delivery that no other transaction is writing, that
 # delivery locked FOR SHARE until commit (see SqlBase._complete). SKIP LOCKED: a delivery another
-# transaction is recording (or claiming) is passed over, never waited for. A pending delivery is
-# preferred (state DESC, along the (notification_id, state) index): its claim skips our lock,
-# while the recording of an in-flight one would wait for our commit. Built from constants.
+# transaction is recording (or claiming) is passed over, never waited for.
+#
+# Written so that it reads the (notification_id, state) index from its end whatever the planner
+# thinks of the notification (a generic plan knows nothing of it): the row comparison is an index
+# condition of that index only, and the open states are exactly those after "done" in it
+# (checked below), pending first: its claim skips our lock, while the recording of an in-flight
+# delivery would wait for our commit. The state filter keeps it exact should a state be added.
+_FINAL = sorted(s.value for s in DeliveryState if s.value not in OPEN)
+assert max(_FINAL) == "done" and min(OPEN) > "done", "the probe's index range must cover OPEN only"
 _STILL_OPEN = text(
     "SELECT n.id FROM unnest(CAST(:ids AS varchar[])) AS n(id) CROSS JOIN LATERAL ("  # noqa: S608
-    "SELECT 1 FROM outbox_deliveries d WHERE d.notification_id = n.id AND d.state IN "
-    f"({', '.join(repr(state) for state in OPEN)}) ORDER BY d.state DESC LIMIT 1 FOR SHARE OF d SKIP LOCKED) AS still_open"
+    "SELECT 1 FROM outbox_deliveries d WHERE d.notification_id = n.id "
+    "AND (d.notification_id, d.state) > (n.id, 'done') "
+    f"AND d.state NOT IN ({', '.join(repr(state) for state in _FINAL)}) "
+    "ORDER BY d.notification_id DESC, d.state DESC LIMIT 1 FOR SHARE OF d SKIP LOCKED) AS still_open"
 )
 
 
