@@ -5,8 +5,9 @@
 
 1. starts the null APNs (nginx, ``../shared/bench/nginx-sink.conf.in``) on a free loopback port;
 2. ``raw_per_s``: ``ApnsClient.send_many`` from this process straight to it (successes only);
-3. starts ``pushrelay serve`` configured against it (``--workers K`` > 0: ``serve --api-only`` plus
-   K ``pushrelay worker`` processes) on a fresh database (PostgreSQL: a throw-away database on
+3. starts ``pushrelay serve`` configured against it (the API and its worker child process;
+   ``--workers K`` > 0: ``serve --api-only`` plus K ``pushrelay worker`` processes; the variable
+   ``PUSHRELAY_WORKER_PROCESSES=0``: the worker in the API's process) on a fresh database (PostgreSQL: a throw-away database on
    127.0.0.1:5432 unless ``--database-url`` is given);
 4. ``register_per_s``: N devices through ``POST /v1/devices:batch``, 1,000 per request;
 5. ``e2e_per_s``: one notification to every device (``recipients.all``), from the request to the
@@ -16,6 +17,9 @@
    while the workers deliver them;
    ``api_baseline_healthz_*``: ``GET /healthz`` at the same rate first, the ceiling of this client
    and the service's HTTP stack on this machine (a Python client shares the cores);
+   ``api_cpu_ms_per_request``: CPU of the API process per request (while the load runs);
+   ``api_delivery_cpu_ms_per_request``: CPU of the delivering processes per request, until the
+   load's last notification is delivered (0 when the worker runs in the API's process);
 7. ``peak_rss_mb``: the largest peak RSS (VmHWM) among the service's processes.
 
 During step 5 it also measures what the deliveries cost: ``cpu_ms_per_delivery`` (user + system
@@ -206,6 +210,26 @@ def pg_backends(url: str) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
+def _statement(query: str) -> str:
+    """What a statement is, by its first words: a claim, a recording, an insert..."""
+    q = query.strip()
+    if q.startswith("UPDATE outbox_deliveries SET state") and "SKIP LOCKED" in q:
+        return "claim deliveries (UPDATE ... SKIP LOCKED)"
+    if q.startswith("UPDATE outbox_notifications SET state") and "SKIP LOCKED" in q:
+        return "claim expansions (UPDATE ... SKIP LOCKED)"
+    return " ".join(q.split()[:4])[:60]
+
+
+def attempts_in(log: Path) -> int | None:
+    """The attempts a stopped ``pushrelay worker`` recorded, from its ``worker.stopped`` line."""
+    for line in reversed(log.read_text(errors="replace").splitlines()):
+        if "worker.stopped" in line:
+            for field in line.split():
+                if field.startswith("attempts="):
+                    return int(field.split("=", 1)[1])
+    return None
+
+
 class Sampler(threading.Thread):
     """Samples, every ``every`` seconds until stopped, what the bench database's backends wait for,
     the lock requests not granted, and who holds the in-flight deliveries."""
@@ -220,6 +244,7 @@ class Sampler(threading.Thread):
         self.waits: Counter[str] = Counter()
         self.locks: Counter[str] = Counter()
         self.held: Counter[str] = Counter()
+        self.lock_queries: Counter[str] = Counter()
         self.error: str | None = None
 
     def run(self) -> None:
@@ -231,14 +256,17 @@ class Sampler(threading.Thread):
                 while not self.halt.wait(self.every):
                     n += 1
                     self.samples += 1
-                    for state, wtype, wevent, app in conn.execute(
-                        "SELECT state, wait_event_type, wait_event, application_name FROM pg_stat_activity "
+                    for state, wtype, wevent, app, query in conn.execute(
+                        "SELECT state, wait_event_type, wait_event, application_name, "
+                        "regexp_replace(left(query, 200), '\\s+', ' ', 'g') FROM pg_stat_activity "
                         "WHERE datname = current_database() AND pid <> pg_backend_pid() "
                         "AND backend_type = 'client backend'"
                     ):
                         if state == "active" and app != "pushrelay-listen":
                             self.active += 1
                             self.waits[f"{wtype}:{wevent}" if wtype else "running"] += 1
+                            if wtype == "Lock":
+                                self.lock_queries[_statement(query)] += 1
                     for locktype, mode, rel in conn.execute(
                         "SELECT l.locktype, l.mode, c.relname FROM pg_locks l "
                         "LEFT JOIN pg_class c ON c.oid = l.relation WHERE NOT l.granted AND l.pid IN "
@@ -265,6 +293,7 @@ class Sampler(threading.Thread):
                 sum(v for k, v in self.waits.items() if k.startswith("Lock:")) / active, 4
             ),
             "locks_not_granted": dict(self.locks.most_common(10)),
+            "lock_waits_by_statement": dict(self.lock_queries.most_common(8)),
             "claims_by_worker": {k: round(v / total_held, 3) for k, v in self.held.most_common()},
             **({"error": self.error} if self.error else {}),
         }
@@ -482,7 +511,8 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         ]
         procs.append(spawn([*serve, *(["--api-only"] if args.workers else [])], tmp / "serve.log", env))
         for k in range(args.workers):
-            worker = [py, "-m", "pushrelay", "worker", "--config", str(cfg), "--log-level", "warning"]
+            # info: its last line, worker.stopped, says how many attempts it recorded
+            worker = [py, "-m", "pushrelay", "worker", "--config", str(cfg), "--log-level", "info"]
             procs.append(spawn(worker, tmp / f"worker{k}.log", env))
         base = f"http://127.0.0.1:{port}"
 
@@ -540,14 +570,27 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             )
             out["api_baseline_healthz_rps"] = idle["api_achieved_rps"]
             out["api_baseline_healthz_p99_ms"] = idle["api_p99_ms"]
+            # CPU of the API process alone, and of the processes that deliver (its children, or
+            # the `pushrelay worker`s), from the first request until the load's last delivery: a
+            # cost per request that other tenants of a shared machine do not distort as they do
+            # latency
+            api_pid = procs[0].pid
+            delivering = with_children([p.pid for p in procs]) - {api_pid}
+            api0, del0 = cpu_s(api_pid), {pid: cpu_s(pid) for pid in delivering}
             load = asyncio.run(api_load(base, key, args.devices, args.api_rps, args.api_seconds))
             ids = load.pop("ids")
             out.update(load)
+            api1 = cpu_s(api_pid)
 
             def all_done() -> bool:
                 return all(c.get(f"/v1/notifications/{i}").json()["state"] == "completed" for i in ids[-20:])
 
             wait_for(all_done, "the API load's notifications", 600, 0.5)
+            del1 = sum(
+                cpu_s(pid) - del0.get(pid, 0.0) for pid in with_children([p.pid for p in procs]) - {api_pid}
+            )
+            out["api_cpu_ms_per_request"] = round((api1 - api0) * 1000 / len(ids), 3)
+            out["api_delivery_cpu_ms_per_request"] = round(del1 * 1000 / len(ids), 3)
             bad = 0
             for i in ids:
                 got = c.get(f"/v1/notifications/{i}").json()
@@ -561,7 +604,11 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                     got = c.get(f"/v1/notifications/{i}").json()
                 bad += sum(v for k, v in got["counts"].items() if k not in ("delivered", "total"))
             out["api_undelivered"] = bad
-        out["peak_rss_mb"] = round(max(vm_hwm_mb(p.pid) for p in procs), 1)
+        out["peak_rss_mb"] = round(max(vm_hwm_mb(pid) for pid in with_children([p.pid for p in procs])), 1)
+        if args.workers:
+            for p in procs[1:]:
+                stop(p)
+            out["attempts_by_worker"] = [attempts_in(tmp / f"worker{k}.log") for k in range(args.workers)]
         out["ok"] = (
             counts.get("delivered") == args.devices
             and bad == 0

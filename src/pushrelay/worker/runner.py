@@ -117,6 +117,7 @@ class Worker:
         self._expanding: set[str] = set()
         self.attempts = AttemptLog(log, window=self.settings.report_window)
         self._overdue_said = -float("inf")
+        self.recorded = 0  # attempts whose outcome this worker recorded (its share, with others)
 
     # -- control -----------------------------------------------------------------------------
     def wake(self) -> None:
@@ -169,7 +170,8 @@ class Worker:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.outbox.forget_worker, self.id)
             await self.pool.close()
-            event(log, logging.INFO, "worker.stopped", worker=self.id, released=released)
+            event(log, logging.INFO, "worker.stopped", worker=self.id, released=released,
+                  attempts=self.recorded)  # fmt: skip
 
     async def _heartbeat_loop(self) -> None:
         """Renew the leases of the work in progress, a few times per lease: a chunk may take longer
@@ -605,6 +607,7 @@ class Worker:
                 except Exception as exc:
                     event(log, logging.WARNING, "deferrals.write_failed", app=c.app, error=repr(exc))
         recorded = await asyncio.to_thread(self._store, results)
+        self.recorded += len(results) - recorded.lost
         if recorded.lost:
             self._lease_lost(results, recorded.lost)
         dead: dict[str, list[tuple[ClaimedDelivery, DeliveryResult]]] = {}
