@@ -5,11 +5,20 @@ stays bounded by the streams (plus a small queue) whatever the size of the batch
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
-from pushrelay import Notification
-from pushrelay.apns import ApnsClient
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from pushrelay import ConfigurationError, Notification
+from pushrelay.apns import ApnsClient, TokenAuth
+from pushrelay.config import config_from_dict
+from pushrelay.config.model import AppConfig
 from pushrelay.http2 import AdaptiveLimit
+from pushrelay.providers.build import ProviderBuilder
 from pushrelay.sandbox import ApnsSandbox
+
+from .conftest import BUNDLE, TEAM
 
 NOTE = Notification(title="t", body="b")
 TOKEN = f"{7:064x}"  # issued by the fixture
@@ -74,3 +83,57 @@ async def test_the_limit_is_learned_once_per_client_and_shown(
         results = [r async for r in client.send_many((NOTE, TOKEN, i) for i in range(3000))]
         assert all(r.ok for r in results)
         assert limit.rounds >= 2 and limit.baseline is not None
+
+
+async def test_a_fixed_cap_from_the_configuration_and_the_limit_as_a_gauge(
+    sandbox: ApnsSandbox, key_file: Path
+) -> None:
+    def app(**apns: object) -> AppConfig:
+        table = {
+            "team_id": TEAM,
+            "key_file": str(key_file),
+            "endpoint": sandbox.url,
+            "ca_file": str(sandbox.ca_file),
+        }
+        config = config_from_dict({"apps": {"a": {"bundle_id": BUNDLE, "apns": {**table, **apns}}}})
+        return config.apps["a"]
+
+    builder = ProviderBuilder()
+    fixed = builder.apns_client(app(max_in_flight=500))
+    assert fixed.limiter is None and fixed.in_flight_limit == 500
+    adaptive = builder.apns_client(app(), "development")
+    assert adaptive.limiter is not None
+
+    def gauges() -> dict[tuple[str, ...], float]:
+        return {
+            (m.name, *s.labels.values()): s.value
+            for m in builder.metrics()
+            if m.name.startswith("pushrelay_apns_in_flight")
+            for s in m.samples
+        }
+
+    assert gauges() == {}  # clients not opened yet: nothing to show
+    async with fixed, adaptive:
+        assert (await fixed.send(NOTE, TOKEN)).ok and (await adaptive.send(NOTE, TOKEN)).ok
+        shown = gauges()
+    assert shown == {
+        ("pushrelay_apns_in_flight_limit", "a", "development"): 1000,  # one connection's streams
+        ("pushrelay_apns_in_flight_limit", "a", "production"): 500,
+        ("pushrelay_apns_in_flight", "a", "development"): 0,
+        ("pushrelay_apns_in_flight", "a", "production"): 0,
+    }
+    assert gauges() == {}  # closed
+
+
+@pytest.mark.parametrize("value", [0, -5, "many", 2.5])
+def test_a_bad_cap_in_the_configuration_names_the_key(value: object) -> None:
+    apns = {"team_id": TEAM, "key_file": "k.p8", "max_in_flight": value}
+    with pytest.raises(ConfigurationError, match=r"apps\.a\.apns\.max_in_flight"):
+        config_from_dict({"apps": {"a": {"bundle_id": BUNDLE, "apns": apns}}})
+
+
+@pytest.mark.parametrize("value", [0, True, "2000"])
+def test_a_bad_cap_for_the_client_is_refused(value: object) -> None:
+    auth = TokenAuth(ec.generate_private_key(ec.SECP256R1()), key_id="ABC123DEFG", team_id=TEAM)
+    with pytest.raises(ConfigurationError, match="max_in_flight"):
+        ApnsClient(auth, topic=BUNDLE, max_in_flight=value)  # type: ignore[arg-type]

@@ -194,6 +194,16 @@ class ApnsClient:
         assert self.max_in_flight is not None
         return self.max_in_flight
 
+    @property
+    def in_flight(self) -> int:
+        """Requests on streams now (0 before the first send)."""
+        return self._pool.in_flight if self._pool is not None else 0
+
+    @property
+    def is_open(self) -> bool:
+        """Opened (``async with``, or a first send) and not closed since."""
+        return self._pool is not None
+
     def reset_broken(self) -> None:
         """Resume sending after an operator fixed the configuration."""
         self.broken = None
