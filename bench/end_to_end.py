@@ -5,8 +5,9 @@
 
 1. starts the null APNs (nginx, ``../shared/bench/nginx-sink.conf.in``) on a free loopback port;
 2. ``raw_per_s``: ``ApnsClient.send_many`` from this process straight to it (successes only);
-3. starts ``pushrelay serve`` configured against it (``--workers K`` > 0: ``serve --api-only`` plus
-   K ``pushrelay worker`` processes) on a fresh database (PostgreSQL: a throw-away database on
+3. starts ``pushrelay serve`` configured against it (the API and its worker child process;
+   ``--workers K`` > 0: ``serve --api-only`` plus K ``pushrelay worker`` processes; the variable
+   ``PUSHRELAY_WORKER_PROCESSES=0``: the worker in the API's process) on a fresh database (PostgreSQL: a throw-away database on
    127.0.0.1:5432 unless ``--database-url`` is given);
 4. ``register_per_s``: N devices through ``POST /v1/devices:batch``, 1,000 per request;
 5. ``e2e_per_s``: one notification to every device (``recipients.all``), from the request to the
@@ -16,6 +17,9 @@
    while the workers deliver them;
    ``api_baseline_healthz_*``: ``GET /healthz`` at the same rate first, the ceiling of this client
    and the service's HTTP stack on this machine (a Python client shares the cores);
+   ``api_cpu_ms_per_request``: CPU of the API process per request (while the load runs);
+   ``api_delivery_cpu_ms_per_request``: CPU of the delivering processes per request, until the
+   load's last notification is delivered (0 when the worker runs in the API's process);
 7. ``peak_rss_mb``: the largest peak RSS (VmHWM) among the service's processes.
 
 During step 5 it also measures what the deliveries cost: ``cpu_ms_per_delivery`` (user + system
@@ -587,14 +591,27 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             )
             out["api_baseline_healthz_rps"] = idle["api_achieved_rps"]
             out["api_baseline_healthz_p99_ms"] = idle["api_p99_ms"]
+            # CPU of the API process alone, and of the processes that deliver (its children, or
+            # the `pushrelay worker`s), from the first request until the load's last delivery: a
+            # cost per request that other tenants of a shared machine do not distort as they do
+            # latency
+            api_pid = procs[0].pid
+            delivering = with_children([p.pid for p in procs]) - {api_pid}
+            api0, del0 = cpu_s(api_pid), {pid: cpu_s(pid) for pid in delivering}
             load = asyncio.run(api_load(base, key, args.devices, args.api_rps, args.api_seconds))
             ids = load.pop("ids")
             out.update(load)
+            api1 = cpu_s(api_pid)
 
             def all_done() -> bool:
                 return all(c.get(f"/v1/notifications/{i}").json()["state"] == "completed" for i in ids[-20:])
 
             wait_for(all_done, "the API load's notifications", 600, 0.5)
+            del1 = sum(
+                cpu_s(pid) - del0.get(pid, 0.0) for pid in with_children([p.pid for p in procs]) - {api_pid}
+            )
+            out["api_cpu_ms_per_request"] = round((api1 - api0) * 1000 / len(ids), 3)
+            out["api_delivery_cpu_ms_per_request"] = round(del1 * 1000 / len(ids), 3)
             bad = 0
             for i in ids:
                 got = c.get(f"/v1/notifications/{i}").json()

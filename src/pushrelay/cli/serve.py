@@ -1,9 +1,17 @@
-"""``pushrelay serve``: the HTTP API and the delivery workers (one process by default)."""
+"""``pushrelay serve``: the HTTP API and the delivery workers.
+
+By default the workers run in ``service.worker_processes`` (1) supervised child processes, each a
+``pushrelay worker`` with the same configuration: delivery never shares the API's GIL, event loop or
+database pool (see :mod:`pushrelay.server.worker_processes`). ``worker_processes = 0`` keeps the
+worker in the API's process.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import click
 
@@ -24,7 +32,14 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def run(
-    config_path: str | None, *, host: str | None, port: int | None, api: bool, workers: bool, log_level: str
+    config_path: str | None,
+    *,
+    host: str | None,
+    port: int | None,
+    api: bool,
+    workers: bool,
+    log_level: str,
+    worker_processes: int | None = None,
 ) -> None:
     """Run the service; ``host`` / ``port`` None: from ``[service]`` / ``PUSHRELAY_HOST`` /
     ``PUSHRELAY_PORT``, else 127.0.0.1:8080."""
@@ -32,6 +47,7 @@ def run(
     from ..server.runtime import run_service
     from ..server.service import ServiceSettings
     from ..server.wiring import build_service
+    from ..server.worker_processes import WorkerProcesses
 
     try:
         configure(log_level)
@@ -40,17 +56,35 @@ def run(
     config = load(config_path)
     try:
         settings = ServiceSettings.from_config(config.service)
-        service = build_service(config, settings=settings, with_worker=workers)
+        children = settings.worker_processes if worker_processes is None else worker_processes
+        in_children = api and workers and children > 0
+        service = build_service(config, settings=settings, with_worker=workers and not in_children)
     except (ConfigurationError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     service.use_config(config)
     host = host or settings.host
     port = settings.port if port is None else port
     # 4D folders are watched wherever workers run (serve, worker), not by an API-only process
-    fourd = sync_for_config(config, service.registry) if workers else None
+    fourd = sync_for_config(config, service.registry) if workers and not in_children else None
+    supervised = None
+    if in_children:
+        command = [sys.executable, "-m", "pushrelay", "worker", "--log-level", log_level]
+        if config_path is not None:
+            command += ["--config", str(Path(config_path).resolve())]
+        supervised = WorkerProcesses(children, command)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(run_service(service, host=host, port=port, api=api, workers=workers, fourd=fourd))
+            runner.run(
+                run_service(
+                    service,
+                    host=host,
+                    port=port,
+                    api=api,
+                    workers=workers and not in_children,
+                    fourd=fourd,
+                    worker_processes=supervised,
+                )
+            )
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     finally:
@@ -68,6 +102,13 @@ def run(
 )
 @click.option("--workers-only", is_flag=True, help="Run delivery workers without the HTTP API.")
 @click.option("--api-only", is_flag=True, help="Run the HTTP API without delivery workers.")
+@click.option(
+    "--worker-processes",
+    default=None,
+    type=click.IntRange(0, 64),
+    help="Delivery worker child processes; 0: the worker runs in the API's process "
+    "[default: service.worker_processes, else 1].",
+)
 @log_level_option
 def serve(
     config_path: str | None,
@@ -75,9 +116,18 @@ def serve(
     port: int | None,
     workers_only: bool,
     api_only: bool,
+    worker_processes: int | None,
     log_level: str,
 ) -> None:
     """Run the pushrelay service: HTTP API and delivery workers."""
     if workers_only and api_only:
         raise click.UsageError("--workers-only and --api-only exclude each other")
-    run(config_path, host=host, port=port, api=not workers_only, workers=not api_only, log_level=log_level)
+    run(
+        config_path,
+        host=host,
+        port=port,
+        api=not workers_only,
+        workers=not api_only,
+        log_level=log_level,
+        worker_processes=worker_processes,
+    )

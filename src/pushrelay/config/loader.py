@@ -176,6 +176,15 @@ def _positive_int(value: Any, key: str, src: _Source) -> int:
     return number
 
 
+def _worker_processes(value: Any, key: str, src: _Source) -> int:
+    number = int(_number(value, key, src, integer=True))
+    if not 0 <= number <= 64:
+        raise src.error(
+            key, f"must be a whole number from 0 (the worker runs in the API's process) to 64, got {number}"
+        )
+    return number
+
+
 def _positive_number(value: Any, key: str, src: _Source) -> float:
     number = float(_number(value, key, src, integer=False))
     if not number > 0 or number == float("inf"):
@@ -230,6 +239,7 @@ _APNS_KEYS: dict[str, Reader] = {
     "development_endpoint": _https_url,
     "production_endpoint": _https_url,
     "ca_file": _path,
+    "max_in_flight": _positive_int,
 }
 _APP_KEYS: dict[str, Reader] = {
     "bundle_id": _bundle_id,
@@ -263,6 +273,7 @@ _SERVICE_KEYS: dict[str, Reader] = {
     "worker_poll": _positive_number,
     "worker_idle_max": _positive_number,
     "worker_listen": _bool,
+    "worker_processes": _worker_processes,
     "sweep_every": _positive_number,
     "webhook_retry_base": _positive_number,
     "webhook_retry_cap": _positive_number,

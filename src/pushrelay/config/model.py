@@ -63,6 +63,8 @@ class ApnsSettings:
     # over ``endpoint`` for the devices of that environment.
     development_endpoint: str | None = None
     production_endpoint: str | None = None
+    # A fixed cap on deliveries in flight per send; None: the client's adaptive limit (docs/apns.md)
+    max_in_flight: int | None = None
 
     def endpoint_for(self, environment: str) -> str | None:
         """The endpoint for devices of ``environment``: its own key, else ``endpoint``."""
@@ -205,6 +207,7 @@ class ServiceConfig:
     worker_poll: float | None = None
     worker_idle_max: float | None = None
     worker_listen: bool | None = None
+    worker_processes: int | None = None
     sweep_every: float | None = None
     webhook_retry_base: float | None = None
     webhook_retry_cap: float | None = None

@@ -396,8 +396,7 @@ def console_routes(service: Service) -> APIRouter:
                         error=message, field=field, nav="compose")  # fmt: skip
         if result.created:
             service.metrics.accepted.labels(app).inc()
-            if service.worker is not None:
-                service.worker.wake()
+            service.wake_workers()
         return RedirectResponse(f"/console/notifications/{result.id}", status_code=303)
 
     router.add_api_route("/compose", guarded(compose_page), methods=["GET"])

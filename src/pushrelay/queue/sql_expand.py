@@ -16,7 +16,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from .errors import describe_error
 from .interface import DeviceRef, ExpansionJob, NotificationState, Recipients
 from .models import utcnow
-from .sql_base import N, SqlBase, lease_rows
+from .sql_base import N, NewDeliveries, SqlBase, lease_rows
 from .wakeup import notify_work
 
 __all__ = ["OutboxExpansion"]
@@ -139,10 +139,18 @@ class OutboxExpansion(SqlBase):
                 added, paused = 0, False
                 if devices:
                     paused = row.app in self._paused(conn)
-                    rows = self._delivery_rows(
-                        notification_id, row.app, row.expires_at, devices, paused=paused, schedule=schedule
+                    rows = NewDeliveries()
+                    self._new_deliveries(
+                        rows,
+                        notification_id,
+                        row.app,
+                        row.expires_at,
+                        devices,
+                        paused=paused,
+                        schedule=schedule,
+                        now=now,
                     )
-                    added = self._insert_rows(conn, rows)
+                    added = self._insert_rows(conn, rows, now)
                 moved = conn.execute(
                     update(N).where(*mine).values(cursor=cursor, due_at=now + timedelta(seconds=lease))
                 ).rowcount
@@ -178,20 +186,21 @@ class OutboxExpansion(SqlBase):
                 )
             }
             paused = self._paused(conn)
-            rows = [
-                row
-                for nid, devices, _w, _e in jobs
-                if (meta := mine.get(nid)) is not None
-                for row in self._delivery_rows(
-                    nid,
-                    meta.app,
-                    meta.expires_at,
-                    devices,
-                    paused=meta.app in paused,
-                    schedule=(schedules or {}).get(nid),
-                )
-            ]
-            if self._insert_rows(conn, rows) and {m.app for m in mine.values()} - paused:
+            now = utcnow()
+            rows = NewDeliveries()
+            for nid, devices, _w, _e in jobs:
+                if (meta := mine.get(nid)) is not None:
+                    self._new_deliveries(
+                        rows,
+                        nid,
+                        meta.app,
+                        meta.expires_at,
+                        devices,
+                        paused=meta.app in paused,
+                        schedule=(schedules or {}).get(nid),
+                        now=now,
+                    )
+            if self._insert_rows(conn, rows, now) and {m.app for m in mine.values()} - paused:
                 notify_work(conn)
             # one executemany for the lot (psycopg pipelines it), not a statement per notification
             # in id order, the order in which ``_complete`` locks notification rows

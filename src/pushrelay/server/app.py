@@ -30,6 +30,7 @@ from .middleware import BodyLimit, RequestMetrics
 from .notification_routes import notification_routes
 from .schemas import ERROR_RESPONSES, DeviceBatchBody, DeviceBody
 from .service import Service
+from .worker_processes import merged_metrics
 
 __all__ = ["create_app"]
 
@@ -105,7 +106,13 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/metrics", tags=["operations"])
     def metrics() -> Response:
-        return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        # with child worker processes, their figures too (what they deliver is counted there)
+        text = (
+            merged_metrics(service.metrics.registry, service.worker_metrics)
+            if service.worker_metrics
+            else generate_latest(service.metrics.registry)
+        )
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     # -- devices -------------------------------------------------------------------------------
     def device_info(body: DeviceBody, key: ApiKey) -> DeviceInfo:

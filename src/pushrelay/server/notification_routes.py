@@ -91,8 +91,8 @@ def notification_routes(service: Service, guards: Guards) -> APIRouter:
         created = [req.app for req, res in zip(requests, results, strict=True) if res.created]
         for app in created:
             service.metrics.accepted.labels(app).inc()
-        if created and service.worker is not None:
-            service.worker.wake()
+        if created:
+            service.wake_workers()
         return results
 
     async def wait_for(nid: str, seconds: float) -> NotificationStatus:

@@ -1,4 +1,5 @@
-"""Run the API (uvicorn) and/or a worker in one asyncio process, with graceful shutdown.
+"""Run the API (uvicorn) and/or a worker in one asyncio process, with graceful shutdown; or the
+API with its workers in supervised child processes (see :mod:`.worker_processes`).
 
 SIGTERM / SIGINT: the API stops accepting connections and finishes its requests, the worker stops
 claiming, finishes or releases its chunks, the webhook sender finishes the POST it is making (what
@@ -20,6 +21,7 @@ from ..logs import event, get_logger
 from .app import create_app
 from .pausing import resume_changed
 from .service import Service
+from .worker_processes import WorkerProcesses, serve_as_child
 
 __all__ = ["run_service"]
 
@@ -36,8 +38,10 @@ async def run_service(
     on_ready: Callable[[str], None] | None = None,
     stop: asyncio.Event | None = None,
     fourd: FourDSync | None = None,
+    worker_processes: WorkerProcesses | None = None,
 ) -> None:
-    """``fourd``: 4D folders to keep in sync with the registry while the service runs."""
+    """``fourd``: 4D folders to keep in sync with the registry while the service runs.
+    ``worker_processes``: child processes that deliver for this API (``workers`` is then False)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -47,6 +51,7 @@ async def run_service(
     await asyncio.to_thread(resume_changed, service.outbox, service.fingerprints)
     await service.webhooks.start()
     tasks: list[asyncio.Task[None]] = []
+    side: list[asyncio.Task[None]] = []  # not awaited: their end does not end the service
     if fourd is not None and fourd.folders:
         service.metrics.registry.register(fourd)
         tasks.append(asyncio.create_task(fourd.run(stop), name="fourd-sync"))
@@ -54,6 +59,16 @@ async def run_service(
         if service.worker is None:
             raise RuntimeError("this service was built without a worker")
         tasks.append(asyncio.create_task(service.worker.run(stop), name="worker"))
+        # a child of `pushrelay serve`: its metrics socket and wake-ups (returns at once otherwise)
+        side.append(
+            asyncio.create_task(
+                serve_as_child(service.metrics.registry, service.worker.wake, stop), name="child-channel"
+            )
+        )
+    if worker_processes is not None:
+        service.worker_wakers.append(worker_processes.wake)
+        service.worker_metrics = worker_processes.sockets
+        tasks.append(asyncio.create_task(worker_processes.run(stop), name="worker-processes"))
     server: uvicorn.Server | None = None
     if api:
         config = uvicorn.Config(
@@ -90,6 +105,10 @@ async def run_service(
         server.should_exit = True
     results = await asyncio.gather(*tasks, return_exceptions=True)
     waiter.cancel()
+    for t in side:
+        t.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await t
     await service.webhooks.stop()
     for r in results:
         if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):

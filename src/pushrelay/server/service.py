@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from .._exceptions import ConfigurationError
 from ..config.loader import service_env_overrides
@@ -48,6 +49,9 @@ class ServiceSettings:
     device_rate: float = 1 / 60  # per device: one registration a minute on average
     device_burst: int = 10  # a few retries and token refreshes in a row
     wait_max: float = 60.0  # upper bound of ?wait=
+    # ``pushrelay serve`` delivers from this many child processes, so that delivery never shares a
+    # GIL or an event loop with the API (see :mod:`.worker_processes`); 0: in the API's process
+    worker_processes: int = 1
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
@@ -90,6 +94,7 @@ class ServiceSettings:
             device_rate=pick("device_rate_limit", base.device_rate),
             device_burst=int(given.get("device_rate_burst", base.device_burst)),
             wait_max=pick("wait_max", base.wait_max),
+            worker_processes=int(given.get("worker_processes", base.worker_processes)),
             retry=RetryPolicy(
                 base=pick("retry_base", base.retry.base), cap=pick("retry_cap", base.retry.cap)
             ),
@@ -174,6 +179,16 @@ class Service:
             if self.settings.worker.listen:  # PostgreSQL only: None on SQLite
                 self.worker.listener = WorkListener.for_engine(database.engine, name=self.worker.id)
         self.credentials_loaded = bool(providers)
+        # set by ``pushrelay serve`` when its workers run in child processes (see .worker_processes)
+        self.worker_wakers: list[Callable[[], None]] = []
+        self.worker_metrics: list[Path] = []
+
+    def wake_workers(self) -> None:
+        """New work was committed: wake this process's worker and the child workers at once."""
+        if self.worker is not None:
+            self.worker.wake()
+        for wake in self.worker_wakers:
+            wake()
 
     def use_config(self, config: Config) -> None:
         """Take each app's full settings from ``config``: its APNs environment for raw tokens, and a
