@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .._exceptions import ConfigurationError, NotificationError, TransportError
-from ..http2 import Http2Pool, PendingRequest, Response
+from ..http2 import AdaptiveLimit, Http2Pool, PendingRequest, Response
 from ..notification import Notification
 from ..outcome import DeliveryResult, Outcome
 from ..tls import client_ssl_context
@@ -97,7 +97,7 @@ class ApnsClient:
         ca_file: str | os.PathLike[str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
         connections: int = 1,
-        max_in_flight: int = 2000,
+        max_in_flight: int | AdaptiveLimit | None = None,
         request_timeout: float = 30.0,
         ping_interval: float = 60.0,
     ) -> None:
@@ -120,7 +120,22 @@ class ApnsClient:
             ssl_context = client_ssl_context(
                 ca_file=ca_file, client_cert=auth if isinstance(auth, CertificateAuth) else None
             )
-        self.max_in_flight = max_in_flight
+        if isinstance(max_in_flight, bool) or not (
+            max_in_flight is None
+            or isinstance(max_in_flight, AdaptiveLimit)
+            or (isinstance(max_in_flight, int) and max_in_flight >= 1)
+        ):
+            raise ConfigurationError(
+                f"max_in_flight must be a positive integer (a fixed cap) or None (adaptive), got {max_in_flight!r}",
+                field="max_in_flight",
+            )
+        #: a fixed cap per send_many call, or None: the limit adapts (see :attr:`limiter`)
+        self.max_in_flight: int | None = max_in_flight if isinstance(max_in_flight, int) else None
+        #: the adaptive in-flight limit (None with a fixed cap): it follows the latency of APNs'
+        #: answers, up to what the connections' streams carry (pushrelay.http2.limit)
+        self.limiter: AdaptiveLimit | None = None
+        if self.max_in_flight is None:
+            self.limiter = max_in_flight if isinstance(max_in_flight, AdaptiveLimit) else AdaptiveLimit()
         self.stats = ApnsStats()
         #: set when APNs said the credentials or topic are wrong; nothing more is sent until reset
         self.broken: str | None = None
@@ -129,6 +144,10 @@ class ApnsClient:
             "indexable_headers": _INDEXABLE,
             "request_timeout": request_timeout,
             "ping_interval": ping_interval,
+            "limiter": self.limiter,
+            # 503 is APNs saying it is overloaded; its 429 is about one device token (too many
+            # notifications to it), not about the rate of the connection, so it is no signal here
+            "overload_statuses": frozenset({503}),
         }
         self._ssl_context = ssl_context
         self._pool: Http2Pool | None = None
@@ -166,6 +185,25 @@ class ApnsClient:
             ]
         return self._pool
 
+    @property
+    def in_flight_limit(self) -> int:
+        """The number of deliveries ``send_many`` keeps open now (the fixed cap, or the adaptive
+        limit's current value)."""
+        if self.limiter is not None:
+            return self.limiter.value
+        assert self.max_in_flight is not None
+        return self.max_in_flight
+
+    @property
+    def in_flight(self) -> int:
+        """Requests on streams now (0 before the first send)."""
+        return self._pool.in_flight if self._pool is not None else 0
+
+    @property
+    def is_open(self) -> bool:
+        """Opened (``async with``, or a first send) and not closed since."""
+        return self._pool is not None
+
     def reset_broken(self) -> None:
         """Resume sending after an operator fixed the configuration."""
         self.broken = None
@@ -182,8 +220,13 @@ class ApnsClient:
     async def send_many(
         self, items: Iterable[Item] | AsyncIterable[Item], *, max_in_flight: int | None = None
     ) -> AsyncIterator[DeliveryResult]:
-        """Deliver every item, yielding results in completion order (``result.tag`` is the item's tag)."""
-        limit = max_in_flight or self.max_in_flight
+        """Deliver every item, yielding results in completion order (``result.tag`` is the item's tag).
+
+        At most ``max_in_flight`` (this call's fixed cap), else the client's fixed cap, else the
+        adaptive limit as it is at each refill, are open at once for this call."""
+        fixed = max_in_flight or self.max_in_flight
+        limiter = self.limiter
+        assert fixed is not None or limiter is not None
         results: deque[DeliveryResult] = deque()
         wake = asyncio.Event()
         outstanding = 0
@@ -202,6 +245,7 @@ class ApnsClient:
             sync_it = iter(items)
         exhausted = False
         while True:
+            limit = fixed if fixed is not None else limiter.value  # type: ignore[union-attr]
             while not exhausted and outstanding < limit:
                 try:
                     item = next(sync_it) if sync_it is not None else await anext(async_it)  # type: ignore[arg-type]

@@ -239,6 +239,7 @@ _APNS_KEYS: dict[str, Reader] = {
     "development_endpoint": _https_url,
     "production_endpoint": _https_url,
     "ca_file": _path,
+    "max_in_flight": _positive_int,
 }
 _APP_KEYS: dict[str, Reader] = {
     "bundle_id": _bundle_id,

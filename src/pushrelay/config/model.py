@@ -63,6 +63,8 @@ class ApnsSettings:
     # over ``endpoint`` for the devices of that environment.
     development_endpoint: str | None = None
     production_endpoint: str | None = None
+    # A fixed cap on deliveries in flight per send; None: the client's adaptive limit (docs/apns.md)
+    max_in_flight: int | None = None
 
     def endpoint_for(self, environment: str) -> str | None:
         """The endpoint for devices of ``environment``: its own key, else ``endpoint``."""

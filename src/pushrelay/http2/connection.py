@@ -33,7 +33,7 @@ Response = ResponseReceived
 class PendingRequest:
     """A request on its way: what to send, when to give up, and whom to tell."""
 
-    __slots__ = ("body", "callback", "conn", "deadline", "headers", "sends", "tag")
+    __slots__ = ("body", "callback", "conn", "deadline", "headers", "sends", "sent_at", "tag")
 
     def __init__(
         self,
@@ -48,6 +48,7 @@ class PendingRequest:
         self.tag = tag
         self.deadline = 0.0
         self.sends = 0  # how many times it was put on a connection (> 1 only for unprocessed resends)
+        self.sent_at = 0.0  # loop time it was put on a stream: its answer's latency counts from there
         self.conn: Http2Connection | None = None
 
 
@@ -77,6 +78,7 @@ class Http2Connection(asyncio.Protocol):
 
     def submit(self, req: PendingRequest) -> None:
         sid = self.proto.send_request(req.headers, req.body)
+        req.sent_at = self.loop.time()
         req.sends += 1
         req.conn = self
         self.inflight[sid] = req
@@ -138,7 +140,7 @@ class Http2Connection(asyncio.Protocol):
                 if type(ev) is ResponseReceived:
                     req = self.inflight.pop(ev.stream_id, None)
                     if req is not None:
-                        pool.complete(req, ev)
+                        pool.complete(req, ev, self.last_read)
                 elif isinstance(ev, StreamReset):
                     req = self.inflight.pop(ev.stream_id, None)
                     if req is not None:

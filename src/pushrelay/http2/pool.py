@@ -35,6 +35,7 @@ from .._exceptions import (
 )
 from ..backoff import Backoff
 from .connection import Http2Connection, PendingRequest, Response
+from .limit import AdaptiveLimit
 from .protocol import ConnectionTerminated, ErrorCode, StreamReset
 
 __all__ = ["Http2Pool", "PoolStats"]
@@ -79,6 +80,8 @@ class Http2Pool:
         connect_attempts: int = 4,
         backoff_base: float = 0.2,
         backoff_cap: float = 30.0,
+        limiter: AdaptiveLimit | None = None,
+        overload_statuses: frozenset[int] = frozenset({429, 503}),
     ) -> None:
         parts = urlsplit(origin)
         if parts.scheme != "https" or not parts.hostname:
@@ -100,6 +103,11 @@ class Http2Pool:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.stats = PoolStats()
+        #: fed with every answer's latency and told the streams available (the caller applies it)
+        self.limiter = limiter
+        #: answer statuses that mean "the server is overloaded": the limiter backs off on them
+        self.overload_statuses = overload_statuses
+        self._streams_per_connection = 0  # the peers' last advertised MAX_CONCURRENT_STREAMS
         self.on_connection_change: Callable[[int], None] | None = None  # metrics hook: open connections
         self._conns: list[Http2Connection] = []
         self._waiting: deque[PendingRequest] = deque()
@@ -262,6 +270,7 @@ class Http2Pool:
             return
         self.stats.connections_opened += 1
         self._conns.append(conn)
+        self._update_capacity()
         self._changed()
         self.pump()
 
@@ -283,13 +292,35 @@ class Http2Pool:
         self.pump()
 
     # -- callbacks from connections ----------------------------------------------------------------
-    def complete(self, req: PendingRequest, response: Response) -> None:
+    def complete(self, req: PendingRequest, response: Response, now: float) -> None:
         self.stats.responses += 1
+        if self.limiter is not None:
+            self.limiter.sample(now - req.sent_at, overloaded=response.status in self.overload_statuses)
         req.callback(req, response)
 
     def settings_received(self, conn: Http2Connection) -> None:
-        """The server spoke HTTP/2: the connection is established, reconnect backoff starts over."""
+        """The server spoke HTTP/2 (or changed its settings): the connection is established,
+        reconnect backoff starts over, and the streams it allows may have changed."""
         self._failures = 0
+        self._update_capacity()
+
+    @property
+    def stream_capacity(self) -> int:
+        """Requests the pool can have on streams at once with all its connections open:
+        ``connections`` x the peer's MAX_CONCURRENT_STREAMS (0 until a peer said)."""
+        return self.max_connections * self._streams_per_connection
+
+    def _update_capacity(self) -> None:
+        advertised = [
+            c.proto.max_concurrent_streams
+            for c in self._conns
+            if c.proto.settings_received and not (c.lost or c.retiring)
+        ]
+        if advertised:
+            # connections not open yet are counted at what the open ones were told: one peer
+            self._streams_per_connection = max(advertised)
+        if self.limiter is not None and self._streams_per_connection:
+            self.limiter.set_capacity(self.stream_capacity, self._streams_per_connection)
 
     def stream_reset(self, req: PendingRequest, ev: StreamReset) -> None:
         if ev.unprocessed:
@@ -321,6 +352,7 @@ class Http2Pool:
     def connection_closed(self, conn: Http2Connection) -> None:
         with contextlib.suppress(ValueError):
             self._conns.remove(conn)
+        self._update_capacity()
         self._changed()
         if not self._closed:
             self.pump()

@@ -101,6 +101,8 @@ class ProviderBuilder:
         self._fcm_by_app: dict[str, ServiceAccount] = {}
         self._webpush: dict[tuple[object, ...], WebPushSettings] = {}
         self._webpush_by_app: dict[str, WebPushSettings] = {}
+        # the APNs clients built, for their in-flight limit gauge; a closed, dropped client goes
+        self._apns_clients: list[tuple[str, str, weakref.ref[ApnsClient]]] = []
 
     # -- APNs -----------------------------------------------------------------------------------
     def apns_auth(self, app: AppConfig) -> TokenAuth | CertificateAuth:
@@ -124,14 +126,18 @@ class ProviderBuilder:
         settings = self._apns_settings(app)
         env = environment or settings.environment
         chosen: Literal["development", "production"] = "development" if env == "development" else "production"
-        return ApnsClient(
+        client = ApnsClient(
             self.apns_auth(app),
             topic=app.bundle_id,
             environment=chosen,
             endpoint=settings.endpoint_for(chosen),
             ca_file=settings.ca_file,
             connections=connections,
+            max_in_flight=settings.max_in_flight,
         )
+        with self._lock:
+            self._apns_clients.append((app.name, chosen, weakref.ref(client)))
+        return client
 
     @staticmethod
     def has_apns(app: AppConfig) -> bool:
@@ -210,6 +216,33 @@ class ProviderBuilder:
         return self.webpush_settings(app).client()
 
     # -- metrics --------------------------------------------------------------------------------
+    def _apns_in_flight(self) -> Iterable[Metric]:
+        limit = GaugeMetricFamily(
+            "pushrelay_apns_in_flight_limit",
+            "Deliveries an APNs client keeps in flight now (adaptive to APNs' latency, or the fixed cap)",
+            labels=["app", "environment"],
+        )
+        in_flight = GaugeMetricFamily(
+            "pushrelay_apns_in_flight", "Requests on APNs streams now", labels=["app", "environment"]
+        )
+        with self._lock:
+            self._apns_clients = [entry for entry in self._apns_clients if entry[2]() is not None]
+            live = [(app, env, ref()) for app, env, ref in self._apns_clients]
+        # several clients of one app and environment (one per worker process slot): summed
+        limits: dict[tuple[str, str], int] = {}
+        flights: dict[tuple[str, str], int] = {}
+        for app, env, client in live:
+            if client is None or not client.is_open:
+                continue
+            key = (app, env)
+            limits[key] = limits.get(key, 0) + client.in_flight_limit
+            flights[key] = flights.get(key, 0) + client.in_flight
+        for key in sorted(limits):
+            limit.add_metric(list(key), limits[key])
+            in_flight.add_metric(list(key), flights[key])
+        yield limit
+        yield in_flight
+
     def metrics(self) -> Iterable[Metric]:
         jwt = GaugeMetricFamily(
             "pushrelay_apns_jwt_mints", "Provider JWTs minted (refreshes)", labels=["app"]
@@ -228,6 +261,7 @@ class ProviderBuilder:
                     cert.add_metric([app], expiry.timestamp())
         yield jwt
         yield cert
+        yield from self._apns_in_flight()
         minted = GaugeMetricFamily(
             "pushrelay_fcm_access_token_mints", "OAuth2 access tokens minted for FCM", labels=["app"]
         )
