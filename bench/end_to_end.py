@@ -245,6 +245,9 @@ class Sampler(threading.Thread):
         self.locks: Counter[str] = Counter()
         self.held: Counter[str] = Counter()
         self.lock_queries: Counter[str] = Counter()
+        self.phase_samples: Counter[str] = Counter()
+        self.backend_cpu: dict[int, float] = {}
+        self.phase_locks: Counter[str] = Counter()
         self.error: str | None = None
 
     def run(self) -> None:
@@ -256,6 +259,19 @@ class Sampler(threading.Thread):
                 while not self.halt.wait(self.every):
                     n += 1
                     self.samples += 1
+                    # the send's phase: still writing deliveries, or only sending the last ones
+                    (expanding,) = conn.execute(
+                        "SELECT EXISTS (SELECT 1 FROM outbox_notifications WHERE state = 'expanding')"
+                    ).fetchone() or (False,)
+                    phase = "expanding" if expanding else "draining"
+                    self.phase_samples[phase] += 1
+                    for (pid,) in conn.execute(
+                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND pid <> pg_backend_pid()"
+                    ):
+                        # pooled connections come and go (overflow): keep each backend's last
+                        # CPU reading, so that one closed before the end still counts
+                        self.backend_cpu[int(pid)] = cpu_s(int(pid)) or self.backend_cpu.get(int(pid), 0.0)
                     for state, wtype, wevent, app, query in conn.execute(
                         "SELECT state, wait_event_type, wait_event, application_name, "
                         "regexp_replace(left(query, 200), '\\s+', ' ', 'g') FROM pg_stat_activity "
@@ -267,6 +283,7 @@ class Sampler(threading.Thread):
                             self.waits[f"{wtype}:{wevent}" if wtype else "running"] += 1
                             if wtype == "Lock":
                                 self.lock_queries[_statement(query)] += 1
+                                self.phase_locks[phase] += 1
                     for locktype, mode, rel in conn.execute(
                         "SELECT l.locktype, l.mode, c.relname FROM pg_locks l "
                         "LEFT JOIN pg_class c ON c.oid = l.relation WHERE NOT l.granted AND l.pid IN "
@@ -294,6 +311,9 @@ class Sampler(threading.Thread):
             ),
             "locks_not_granted": dict(self.locks.most_common(10)),
             "lock_waits_by_statement": dict(self.lock_queries.most_common(8)),
+            # samples taken while the send was still being expanded / after, and the lock waits seen
+            "samples_by_phase": dict(self.phase_samples),
+            "lock_waits_by_phase": dict(self.phase_locks),
             "claims_by_worker": {k: round(v / total_held, 3) for k, v in self.held.most_common()},
             **({"error": self.error} if self.error else {}),
         }
@@ -555,7 +575,8 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             if sampler is not None:
                 sampler.halt.set()
                 sampler.join(5)
-                pg_used = sum(cpu_s(pid) - backends0.get(pid, 0.0) for pid in pg_backends(url))
+                last = {**sampler.backend_cpu, **{pid: cpu_s(pid) for pid in pg_backends(url)}}
+                pg_used = sum(cpu - backends0.get(pid, 0.0) for pid, cpu in last.items())
                 out["pg_cpu_ms_per_delivery"] = round(pg_used * 1000 / args.devices, 3)
                 out["pg_cpu_s"] = round(pg_used, 2)
                 out["contention"] = sampler.summary()

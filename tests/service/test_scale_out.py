@@ -157,3 +157,21 @@ def test_two_workers_recording_the_last_deliveries_at_once_complete_it_once(outb
     # commit; the second waited for that, then found nothing open and completed the notification
     assert first.completed == [] and second.completed == [nid]
     assert outbox.status(nid).state == "completed"  # type: ignore[union-attr]
+
+
+def test_an_expansion_that_lost_its_lease_keeps_nothing_of_its_chunk(database_url: str) -> None:
+    """add_deliveries checks the lease with its last statement: lost meanwhile, the chunk's rows
+    are rolled back (both databases)."""
+    db = Database(database_url)
+    try:
+        ob = SqlOutbox(db.engine)
+        nid = ob.enqueue(NotificationRequest("a", {"title": "t"}, Recipients(all=True))).id
+        assert len(ob.claim_expansions("w1", limit=1, lease=30)) == 1
+        assert ob.add_deliveries(nid, [("ios", "t1", None, None)], cursor="1", worker_id="w1", lease=30) == 1
+        assert ob.add_deliveries(nid, [("ios", "t2", None, None)], cursor="2", worker_id="w2", lease=30) == -1
+        ob.cancel(nid)
+        assert ob.add_deliveries(nid, [("ios", "t3", None, None)], cursor="3", worker_id="w1", lease=30) == -1
+        with db.engine.connect() as conn:
+            assert list(conn.execute(select(DeliveryRow.token, DeliveryRow.state))) == [("t1", "cancelled")]
+    finally:
+        db.dispose()

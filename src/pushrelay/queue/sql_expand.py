@@ -34,6 +34,10 @@ _MARK_SENDING = (
 )
 
 
+class _LeaseLost(Exception):
+    """Raised inside a transaction to roll it back: the expansion lease is not ours any more."""
+
+
 class OutboxExpansion(SqlBase):
     def claim_expansions(
         self, worker_id: str, *, limit: int, lease: float, notification_id: str | None = None
@@ -115,39 +119,48 @@ class OutboxExpansion(SqlBase):
     ) -> int:
         """Insert deliveries and move the cursor, in one transaction, while we still hold the
         expansion lease. Returns -1 when the lease was lost (cancelled or taken over): the caller
-        must stop expanding."""
+        must stop expanding.
+
+        The notification row is updated (cursor, lease) last, not first: an ``UPDATE`` locks it
+        until commit, and the workers recording this notification's first deliveries meanwhile
+        may need that lock (``_complete``); they wait for the commit only, not for the insert.
+        The lease is checked again by that ``UPDATE``: lost in between, the rows are rolled back."""
         now = utcnow()
-        with self._tx() as conn:
-            row = conn.execute(
-                update(N)
-                .where(
-                    N.id == notification_id,
-                    N.lease_owner == worker_id,
-                    N.state == NotificationState.EXPANDING.value,
-                )
-                .values(cursor=cursor, due_at=now + timedelta(seconds=lease))
-                .returning(N.app, N.expires_at)
-            ).first()
-            if row is None:
-                return -1
-            if not devices:
-                return 0
-            paused = row.app in self._paused(conn)
-            rows = NewDeliveries()
-            self._new_deliveries(
-                rows,
-                notification_id,
-                row.app,
-                row.expires_at,
-                devices,
-                paused=paused,
-                schedule=schedule,
-                now=now,
-            )
-            added = self._insert_rows(conn, rows, now)
-            if added and not paused:
-                notify_work(conn)  # other workers start sending while we expand the next chunk
-            return added
+        mine = (
+            N.id == notification_id,
+            N.lease_owner == worker_id,
+            N.state == NotificationState.EXPANDING.value,
+        )
+        try:
+            with self._tx() as conn:
+                row = conn.execute(select(N.app, N.expires_at).where(*mine)).first()
+                if row is None:
+                    return -1
+                added, paused = 0, False
+                if devices:
+                    paused = row.app in self._paused(conn)
+                    rows = NewDeliveries()
+                    self._new_deliveries(
+                        rows,
+                        notification_id,
+                        row.app,
+                        row.expires_at,
+                        devices,
+                        paused=paused,
+                        schedule=schedule,
+                        now=now,
+                    )
+                    added = self._insert_rows(conn, rows, now)
+                moved = conn.execute(
+                    update(N).where(*mine).values(cursor=cursor, due_at=now + timedelta(seconds=lease))
+                ).rowcount
+                if not moved:
+                    raise _LeaseLost
+                if added and not paused:
+                    notify_work(conn)  # other workers start sending while we expand the next chunk
+                return added
+        except _LeaseLost:  # cancelled or taken over since the first statement: nothing is kept
+            return -1
 
     def expand_many(
         self,
