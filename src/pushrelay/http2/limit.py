@@ -83,6 +83,7 @@ class AdaptiveLimit:
         self.backoffs = 0  # rounds that lowered the limit (latency or overload)
         self._samples: list[float] = []
         self._overloaded = False
+        self._round_size = max(min_round, initial)  # answers per round: kept ready, sample() is hot
 
     @property
     def value(self) -> int:
@@ -99,14 +100,17 @@ class AdaptiveLimit:
         if self.overloads == 0 and self.limit < self.floor:
             # what the peer offers on one connection is a safe start; slow start goes on from there
             self.limit = self.floor
+        self._round_size = max(self.min_round, self.value)
 
     def sample(self, latency: float, *, overloaded: bool = False) -> None:
         """One answer: the seconds from its request's send to the answer, and whether the peer said
         it is overloaded."""
-        self._samples.append(latency)
+        # called for every answer: kept to an append and a comparison
+        samples = self._samples
+        samples.append(latency)
         if overloaded:
             self._overloaded = True
-        if len(self._samples) >= max(self.min_round, self.value):
+        if len(samples) >= self._round_size:
             self._end_round()
 
     def _end_round(self) -> None:
@@ -140,3 +144,4 @@ class AdaptiveLimit:
             new = limit + math.sqrt(limit)
         top = self.maximum if self.ceiling is None else min(self.maximum, self.ceiling)
         self.limit = max(self.minimum, min(top, int(new)))
+        self._round_size = max(self.min_round, self.value)
