@@ -12,7 +12,7 @@ from tokenshapes import fcm_token
 from pushrelay.config import Config, config_from_dict
 from pushrelay.fourd.messages import messages
 from pushrelay.fourd.recipients import parse_recipients
-from pushrelay.fourd.targets import plan_send
+from pushrelay.fourd.targets import plan_send, stream_all, stream_refs
 from pushrelay.outcome import DeliveryResult, Outcome
 from pushrelay.queue.interface import ExpansionJob, Recipients
 from pushrelay.registry import DeviceRegistry
@@ -98,6 +98,27 @@ def test_everyone_streams_with_a_resumable_cursor(config: Config, registry: Devi
     resumed = audience.expand(_job("myapp", all_=True, cursor=cursor), chunk=2)
     assert [d for c, _ in resumed.chunks for d in c] == [("android", ANDROID, None, "a@x.com")]
     assert audience.expand(_job("strict", all_=True), chunk=2).errors == [messages.NO_RECIPIENT_FOUND]
+
+
+def test_the_send_stream_gives_the_library_targets_page_by_page(
+    config: Config, registry: DeviceRegistry
+) -> None:
+    """What a send reads (``stream_refs``: a few columns, no record per device) is what the
+    library's ``stream_all`` gives: the active devices, the app's APNs environment for an iOS
+    device without its own, none for Android; resumable after a page's last device id."""
+    app = config.app("myapp")
+    platforms = ("ios", "android", "web")
+    want = [(t.platform, t.token, t.environment, t.email) for _id, t in stream_all(registry, app, platforms)]
+    assert want == [
+        ("ios", tok(1), "development", "a@x.com"),
+        ("ios", tok(2), "production", "A@X.com"),
+        ("android", ANDROID, None, "a@x.com"),
+    ]
+    pages = list(stream_refs(registry, app, platforms, page=2))
+    assert [refs for refs, _last in pages] == [want[:2], want[2:]]
+    resumed = list(stream_refs(registry, app, platforms, after=pages[0][1], page=2))
+    assert [refs for refs, _last in resumed] == [want[2:]]
+    assert [refs for refs, _ in stream_refs(registry, app, ("android",))] == [want[2:]]
 
 
 def test_dead_tokens_are_retired_as_the_library_does(config: Config, registry: DeviceRegistry) -> None:

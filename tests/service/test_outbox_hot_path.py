@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from pushrelay.db import Database
+from pushrelay.outcome import DeliveryResult, Outcome
 from pushrelay.queue import NotificationRequest, Recipients, RetryPolicy, SqlOutbox
+from pushrelay.queue.interface import ClaimedDelivery
 from pushrelay.queue.models import DeliveryRow, utcnow
 
 D = DeliveryRow
@@ -105,3 +107,81 @@ def test_one_device_and_many_notifications_in_one_insert(outbox: SqlOutbox) -> N
     assert two["same-token"].environment == "sandbox" and two["same-token"].email == "x@y.z"
     assert one["same-token"].expires_at != two["same-token"].expires_at
     assert one["same-token"].apns_id != two["same-token"].apns_id
+
+
+def _claimed(ob: SqlOutbox, tokens: list[str], **kw: object) -> tuple[str, dict[str, ClaimedDelivery]]:
+    nid = _enqueue(ob, **kw)
+    ob.claim_expansions("w1", limit=10, lease=30)
+    ob.add_deliveries(nid, [("ios", t, None, None) for t in tokens], cursor=None, worker_id="w1", lease=30)
+    ob.finish_expansion(nid, warnings=[], errors=[])
+    return nid, {c.token: c for c in ob.claim("w1", limit=100, lease=30)}
+
+
+def test_a_mixed_batch_is_recorded_in_one_statement_each_answer_right(outbox: SqlOutbox) -> None:
+    tokens = ["ok", "ok2", "own-id", "dead", "retry", "late", "broken", "rejected", "lost"]
+    nid, c = _claimed(outbox, tokens, expires_at=utcnow() + timedelta(seconds=20))
+    lease_deadline = _rows(outbox, nid)["ok"].next_attempt_at
+    with outbox.engine.begin() as conn:  # "lost": its lease ran out and another worker took it
+        conn.execute(update(D).where(D.token == "lost").values(lease_owner="w2"))
+    ok = DeliveryResult("ok", Outcome.DELIVERED, 200, provider_id=c["ok"].apns_id)
+    answers = [
+        (c["ok"], ok),
+        (c["ok2"], DeliveryResult("ok2", Outcome.DELIVERED, 200)),
+        (c["own-id"], DeliveryResult("own-id", Outcome.DELIVERED, 200, provider_id="fcm-msg-1")),
+        (
+            c["dead"],
+            DeliveryResult("dead", Outcome.TOKEN_DEAD, 410, "Unregistered", token_invalid_since=1234),
+        ),
+        (c["retry"], DeliveryResult("retry", Outcome.RETRY, 503, "ServiceUnavailable")),
+        (c["late"], DeliveryResult("late", Outcome.RETRY, 429, "TooManyRequests", retry_after=3600)),
+        (c["broken"], DeliveryResult("broken", Outcome.CONFIG_BROKEN, 403, "InvalidProviderToken")),
+        (c["rejected"], DeliveryResult("rejected", Outcome.PAYLOAD_REJECTED, 400, "x" * 400)),
+        (c["lost"], DeliveryResult("lost", Outcome.DELIVERED, 200)),
+    ]
+    before = utcnow()
+    recorded = outbox.record("w1", answers)
+    assert recorded.lost == 1 and recorded.completed == []
+    rows = _rows(outbox, nid)
+    got = {t: (r.state, r.outcome, r.status, r.lease_owner) for t, r in rows.items()}
+    assert got == {
+        "ok": ("done", "delivered", 200, None),
+        "ok2": ("done", "delivered", 200, None),
+        "own-id": ("done", "delivered", 200, None),
+        "dead": ("done", "token_dead", 410, None),
+        "retry": ("pending", None, 503, None),
+        "late": ("done", "expired", 429, None),
+        "broken": ("paused", None, 403, None),
+        "rejected": ("done", "payload_rejected", 400, None),
+        "lost": ("in_flight", None, None, "w2"),  # left to its new owner
+    }
+    # a plain 200 keeps nothing of its own: the provider's id is the apns-id, the lease deadline stays
+    assert rows["ok"].provider_id is None and rows["ok"].next_attempt_at == lease_deadline
+    assert rows["own-id"].provider_id == "fcm-msg-1"
+    assert rows["dead"].token_invalid_since == 1234 and rows["dead"].reason == "Unregistered"
+    assert rows["retry"].next_attempt_at > before and rows["retry"].reason == "ServiceUnavailable"
+    assert (rows["late"].reason or "").startswith("expired after 1 attempts; last: TooManyRequests")
+    assert rows["rejected"].reason == "x" * 300
+    assert all(r.updated_at >= before for t, r in rows.items() if t != "lost")
+    # the new owner records the lost one, which completes the notification... once the rest is final
+    again = outbox.claim("w1", limit=10, lease=30)
+    assert again == [] or [a.token for a in again] == ["retry"]
+
+
+def test_recording_reads_by_primary_key_however_many_are_in_flight(outbox: SqlOutbox) -> None:
+    """Batches of a large chunk, each answer recorded once, the last completes the notification."""
+    tokens = [f"t{i:05}" for i in range(1200)]
+    nid, c = _claimed(outbox, tokens)
+    claimed = sorted(c.values(), key=lambda x: x.id)
+    assert len(claimed) == 100  # the claim's limit
+    while more := outbox.claim("w1", limit=500, lease=30):
+        claimed += more
+    assert len(claimed) == 1200
+    completed: list[str] = []
+    for i in range(0, 1200, 200):
+        batch = [(x, DeliveryResult(x.token, Outcome.DELIVERED, 200)) for x in claimed[i : i + 200]]
+        rec = outbox.record("w1", batch)
+        assert rec.lost == 0
+        completed += rec.completed
+    assert completed == [nid]
+    st = outbox.status(nid)
+    assert st is not None and st.counts == {"total": 1200, "delivered": 1200}

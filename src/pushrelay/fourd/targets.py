@@ -27,7 +27,17 @@ from ..registry.tokens import (
 from .messages import messages
 from .recipients import Recipients
 
-__all__ = ["Channel", "DeviceLookup", "Plan", "Target", "plan_all", "plan_send", "stream_all"]
+__all__ = [
+    "Channel",
+    "DeviceLookup",
+    "Plan",
+    "Target",
+    "device_environment",
+    "plan_all",
+    "plan_send",
+    "stream_all",
+    "stream_refs",
+]
 
 
 class Channel(NamedTuple):
@@ -66,7 +76,7 @@ class Target:
             platform=device.platform,
             token=device.token,
             email=device.email,
-            environment=(device.environment or app_environment) if device.platform == "ios" else None,
+            environment=device_environment(device.platform, device.environment, app_environment),
             simulator=device.simulator,
             registered=True,
             last_seen_at=device.last_seen_at,
@@ -83,6 +93,11 @@ class Plan:
 
 def app_environment(app: AppConfig) -> str:
     return app.apns.environment if app.apns else "production"
+
+
+def device_environment(platform: str, environment: str | None, app_environment: str) -> str | None:
+    """The APNs environment to send to a device in: its own, else its app's (iOS only)."""
+    return (environment or app_environment) if platform == "ios" else None
 
 
 class DeviceLookup(Protocol):
@@ -199,6 +214,21 @@ def plan_all(
     if retired > 0:
         plan.warnings.append(messages.retired_skipped(app.name, retired))
     return total, plan, []
+
+
+def stream_refs(
+    registry: DeviceRegistry, app: AppConfig, platforms: tuple[str, ...], *, after: int = 0, page: int = 1000
+) -> Iterator[tuple[list[tuple[str, str, str | None, str | None]], int]]:
+    """:func:`stream_all` for a send, page by page: ``(platform, token, environment, email)`` of
+    each device, the same devices with the same environments, and the last device id of the page
+    (to resume after it) without a :class:`Target` or a device record for each."""
+    env = app_environment(app)
+    for rows in registry.stream_columns(app.name, platforms=platforms, after=after, page_size=page):
+        refs = [
+            (platform, token, device_environment(platform, environment, env), email)
+            for _id, platform, token, environment, email in rows
+        ]
+        yield refs, rows[-1][0]
 
 
 def stream_all(

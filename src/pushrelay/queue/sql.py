@@ -15,9 +15,10 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, exists, func, insert, select, update
+from sqlalchemy import Connection, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..outcome import DeliveryResult, Outcome
@@ -36,7 +37,7 @@ from .leases import OutboxLeases
 from .models import AppPauseRow, utcnow
 from .pauses import OutboxPauses
 from .policy import DEFAULT_EXPIRY, IDEMPOTENCY_WINDOW
-from .sql_base import OPEN, D, N, lease_rows
+from .sql_base import OPEN, D, N, lease_rows, sqlite_time, unnest_params
 from .sql_expand import OutboxExpansion
 from .sql_reads import DeliveryPage, OutboxReads
 from .wakeup import OutboxWakeups, notify_work
@@ -51,26 +52,48 @@ _NOT_SENT = (
 )
 
 
-# one answer that is not like the others of its batch (see SqlOutbox._outcomes)
-_RECORD_ONE = (
-    update(D)
-    .where(
-        D.id == bindparam("b_id"),
-        D.lease_owner == bindparam("b_owner"),
-        D.state == DeliveryState.IN_FLIGHT.value,
-    )
-    .values(
-        state=bindparam("b_state"),
-        outcome=bindparam("b_outcome"),
-        status=bindparam("b_status"),
-        reason=bindparam("b_reason"),
-        provider_id=bindparam("b_pid"),
-        token_invalid_since=bindparam("b_tis"),
-        next_attempt_at=bindparam("b_next"),
-        lease_owner=None,
-        updated_at=bindparam("b_now"),
-    )
+# what recording an answer writes, with the PostgreSQL types of the columns; ``next_attempt_at``
+# None: kept (a final answer leaves the last lease deadline there)
+_RECORD_TYPES = {
+    "id": "bigint",
+    "state": "varchar",
+    "outcome": "varchar",
+    "status": "integer",
+    "reason": "varchar",
+    "provider_id": "varchar",
+    "token_invalid_since": "bigint",
+    "next_attempt_at": "timestamp",
+}
+# Only rows still leased to us. The state test is written so that no index can serve it: without
+# statistics (a fresh or fast-growing table), PostgreSQL judged ``state = 'in_flight'`` the most
+# selective condition and read every in-flight row of the table through the state index for
+# each batch, most of the database's CPU when recording; by primary key it is one probe a row.
+_MINE = "d.lease_owner = %(owner)s AND d.state || '' = 'in_flight'"
+_SQLITE_RECORD = (
+    "UPDATE outbox_deliveries SET state = ?, outcome = ?, status = ?, reason = ?, provider_id = ?, "
+    "token_invalid_since = ?, next_attempt_at = coalesce(?, next_attempt_at), lease_owner = NULL, "
+    "updated_at = ? WHERE id = ? AND lease_owner = ? AND state = 'in_flight'"
 )
+
+
+@lru_cache(maxsize=64)
+def _pg_record_sql(arrays: frozenset[str]) -> str:
+    """One ``UPDATE ... FROM unnest(...)`` for a whole batch of answers, whatever their kinds: the
+    columns that differ between answers are binary arrays, the others one parameter each."""
+    names = [c for c in _RECORD_TYPES if c in arrays]
+
+    def value(c: str) -> str:
+        return f"v.{c}" if c in arrays else f"CAST(%({c})s AS {_RECORD_TYPES[c]})"
+
+    sets = ", ".join(f"{c} = {value(c)}" for c in _RECORD_TYPES if c not in ("id", "next_attempt_at"))
+    unnest = ", ".join(f"%({c})b::{_RECORD_TYPES[c]}[]" for c in names)
+    return (
+        # built from the constant table above only: no outside text reaches this statement
+        f"UPDATE outbox_deliveries AS d SET {sets}, "  # noqa: S608
+        f"next_attempt_at = coalesce({value('next_attempt_at')}, d.next_attempt_at), "
+        f"lease_owner = NULL, updated_at = %(now)s FROM unnest({unnest}) AS v({', '.join(names)}) "
+        f"WHERE d.id = {value('id')} AND {_MINE}"
+    )
 
 
 def request_hash(req: NotificationRequest) -> str:
@@ -292,30 +315,22 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses, OutboxLeases, Outbox
         expiry: dict[int, datetime] = {}
         if retried:
             expiry = dict(conn.execute(select(D.id, D.expires_at).where(D.id.in_(retried))).all())
-        alike, rows = self._outcomes(results, expiry, self._paused(conn), now, park_broken)
-        mine = (D.lease_owner == worker_id, D.state == DeliveryState.IN_FLIGHT.value)
-        stored = 0  # rows still ours: the rest went to another worker when our lease ran out
-        for (outcome, status, reason), ids in alike.items():
-            for i in range(0, len(ids), 500):
-                stored += conn.execute(
-                    update(D)
-                    .where(D.id.in_(ids[i : i + 500]), *mine)
-                    .values(
-                        state=DeliveryState.DONE.value,
-                        outcome=outcome,
-                        status=status,
-                        reason=reason,
-                        lease_owner=None,
-                        updated_at=now,
-                    )
-                ).rowcount
-        if rows:
-            # executemany: both drivers sum the rows of every parameter set into rowcount
-            stored += conn.execute(
-                _RECORD_ONE, [{**row, "b_owner": worker_id, "b_now": now} for row in rows]
-            ).rowcount
-        lost = len(results) - stored
-        if not alike and all(row["b_state"] != DeliveryState.DONE.value for row in rows):
+        columns = self._outcomes(results, expiry, self._paused(conn), now, park_broken)
+        # rows still ours: the rest went to another worker when our lease ran out. One statement
+        # for the batch; both drivers sum the rows of an executemany's parameter sets in rowcount
+        if self._pg:
+            arrays, params = unnest_params(columns, always="id")
+            sql = _pg_record_sql(arrays)
+            stored = conn.exec_driver_sql(sql, {**params, "owner": worker_id, "now": now}).rowcount
+        else:
+            columns["next_attempt_at"] = [
+                None if t is None else sqlite_time(t) for t in columns["next_attempt_at"]
+            ]
+            ids, stamp = columns.pop("id"), sqlite_time(now)
+            rows = [(*row, stamp, i, worker_id) for *row, i in zip(*columns.values(), ids, strict=True)]
+            stored = conn.exec_driver_sql(_SQLITE_RECORD, rows).rowcount
+        lost = len(results) - int(stored)
+        if DeliveryState.DONE.value not in columns["state"]:
             return Recorded([], lost)
         return Recorded(self._complete(conn, sorted({c.notification_id for c, _ in results})), lost)
 
@@ -326,35 +341,49 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses, OutboxLeases, Outbox
         paused: set[str],
         now: datetime,
         park_broken: bool = True,
-    ) -> tuple[dict[tuple[str, int, str | None], list[int]], list[dict[str, Any]]]:
-        """What to write for each answer. Most answers in a batch are alike (200 OK, nothing of their
-        own to keep: the provider's id is the row's apns-id), and are grouped so that one
-        ``UPDATE ... WHERE id IN (...)`` per kind records them; the others get a row each."""
-        alike: dict[tuple[str, int, str | None], list[int]] = {}
-        rows: list[dict[str, Any]] = []
+    ) -> dict[str, list[Any]]:
+        """What to write for each answer, column by column (see :data:`_RECORD_TYPES`). A final
+        answer with nothing of its own to keep (the provider's id is the row's apns-id), most of a
+        batch, leaves ``provider_id`` and ``token_invalid_since`` empty and the lease deadline in
+        ``next_attempt_at``."""
+        done = DeliveryState.DONE.value
+        cols: dict[str, list[Any]] = {name: [] for name in _RECORD_TYPES}
+        ids, states, outcomes, statuses = cols["id"], cols["state"], cols["outcome"], cols["status"]
+        reasons, pids, tiss, nexts = (
+            cols["reason"],
+            cols["provider_id"],
+            cols["token_invalid_since"],
+            cols["next_attempt_at"],
+        )
         for claimed, res in results:
             reason = (res.reason or "")[:300] or None
-            row: dict[str, Any] = {"b_id": claimed.id, "b_status": res.status, "b_reason": reason, "b_outcome": None,
-                   "b_pid": None, "b_tis": None, "b_next": now, "b_state": DeliveryState.DONE.value}  # fmt: skip
+            state, outcome, pid, tis = done, None, None, None
+            next_at: datetime | None = now
             if (res.outcome is Outcome.CONFIG_BROKEN and park_broken) or (
                 res.outcome is Outcome.RETRY and claimed.app in paused
             ):
-                row["b_state"] = DeliveryState.PAUSED.value
+                state = DeliveryState.PAUSED.value
             elif res.outcome is Outcome.RETRY:
-                row["b_next"] = now + timedelta(seconds=self.retry.delay(claimed.attempts, res.retry_after))
-                deadline = expiry.get(claimed.id)
-                if deadline is None or row["b_next"] < deadline:
-                    row["b_state"] = DeliveryState.PENDING.value
+                retry_at = now + timedelta(seconds=self.retry.delay(claimed.attempts, res.retry_after))
+                next_at, deadline = retry_at, expiry.get(claimed.id)
+                if deadline is None or retry_at < deadline:
+                    state = DeliveryState.PENDING.value
                 else:
-                    row["b_outcome"] = Outcome.EXPIRED.value
-                    row["b_reason"] = f"expired after {claimed.attempts} attempts; last: {res.reason}"[:300]
+                    outcome = Outcome.EXPIRED.value
+                    reason = f"expired after {claimed.attempts} attempts; last: {res.reason}"[:300]
             elif res.provider_id in (None, claimed.apns_id) and res.token_invalid_since is None:
-                alike.setdefault((res.outcome.value, res.status, reason), []).append(claimed.id)
-                continue
+                outcome, next_at = res.outcome.value, None
             else:
-                row.update(b_outcome=res.outcome.value, b_pid=res.provider_id, b_tis=res.token_invalid_since)
-            rows.append(row)
-        return alike, rows
+                outcome, pid, tis = res.outcome.value, res.provider_id, res.token_invalid_since
+            ids.append(claimed.id)
+            states.append(state)
+            outcomes.append(outcome)
+            statuses.append(res.status)
+            reasons.append(reason)
+            pids.append(pid)
+            tiss.append(tis)
+            nexts.append(next_at)
+        return cols
 
     def postpone(self, worker_id: str, items: Sequence[tuple[ClaimedDelivery, datetime]]) -> None:
         """Give back claimed deliveries unsent, due at the given (aware) time: their target is under

@@ -24,7 +24,16 @@ from .interface import DeliveryState, DeviceRef, NotificationState, Notification
 from .models import AppPauseRow, DeliveryRow, NotificationRow, utcnow
 from .policy import RetryPolicy
 
-__all__ = ["OPEN", "NewDeliveries", "SqlBase", "lease_rows", "outcome_counts", "status_from_row"]
+__all__ = [
+    "OPEN",
+    "NewDeliveries",
+    "SqlBase",
+    "lease_rows",
+    "outcome_counts",
+    "sqlite_time",
+    "status_from_row",
+    "unnest_params",
+]
 
 N = NotificationRow
 D = DeliveryRow
@@ -64,7 +73,7 @@ _SQLITE_INSERT = (
 )
 
 
-def _sqlite_time(value: datetime) -> Any:
+def sqlite_time(value: datetime) -> Any:
     return _SQLITE_TIME_BIND(value) if _SQLITE_TIME_BIND is not None else value
 
 
@@ -125,20 +134,23 @@ class NewDeliveries:
         return value if convert is None else [v if v is None else convert(v) for v in value]
 
     def pg_params(self) -> tuple[frozenset[str], dict[str, Any]]:
-        """The columns sent as arrays, and the parameters: a column whose rows all hold the same
-        value (the platform and environment, often) is sent once. The token always differs and is
-        always an array: ``unnest`` needs one."""
-        arrays = {"token"}
-        params: dict[str, Any] = {"token": self.per_row("token")}
-        for name, value in self.columns.items():
-            if name == "token":
-                continue
-            if name in self._shared or value.count(value[0]) == len(value):
-                params[name] = value[0] if name not in self._shared else value
-            else:
-                arrays.add(name)
-                params[name] = value
-        return frozenset(arrays), params
+        """The columns sent as arrays, and the parameters (see :func:`unnest_params`)."""
+        return unnest_params({name: self.per_row(name) for name in self.columns}, always="token")
+
+
+def unnest_params(columns: Mapping[str, list[Any]], *, always: str) -> tuple[frozenset[str], dict[str, Any]]:
+    """For ``unnest``: the columns to send as arrays, and the parameters. A column whose rows all
+    hold the same value (the platform, the outcome of a batch of 200 OK...) is sent once, as a
+    scalar; ``always`` is an array whatever its values (``unnest`` needs one)."""
+    arrays = {always}
+    params: dict[str, Any] = {}
+    for name, value in columns.items():
+        if name != always and value.count(value[0]) == len(value):
+            params[name] = value[0]
+        else:
+            arrays.add(name)
+            params[name] = value
+    return frozenset(arrays), params
 
 
 # The notifications of :ids with an open delivery that no other transaction is writing, that
@@ -307,10 +319,10 @@ class SqlBase:
         # rowcount is the sum of the rows each execution added. Times are bound as SQLAlchemy
         # stores them (its DateTime's bind processor), so that they read back the same.
         cols = [
-            rows.per_row(name, _sqlite_time if _ROW_TYPES[name] == "timestamp" else None)
+            rows.per_row(name, sqlite_time if _ROW_TYPES[name] == "timestamp" else None)
             for name in _ROW_TYPES
         ]
-        stamp = _sqlite_time(now)
+        stamp = sqlite_time(now)
         return int(
             conn.exec_driver_sql(
                 _SQLITE_INSERT, [(*row, stamp, stamp) for row in zip(*cols, strict=True)]

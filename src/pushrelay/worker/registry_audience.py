@@ -16,7 +16,7 @@ from datetime import datetime
 from ..config.model import AppConfig
 from ..fourd.messages import messages
 from ..fourd.recipients import Recipients, parse_recipients
-from ..fourd.targets import Target, plan_all, plan_send, stream_all
+from ..fourd.targets import Target, plan_all, plan_send, stream_refs
 from ..local_time import QuietHours
 from ..outcome import DeliveryResult
 from ..queue.interface import DeviceRef, ExpansionJob
@@ -120,15 +120,10 @@ class RegistryAudience:
     def _stream(
         self, app: AppConfig, platforms: tuple[str, ...], after: int, chunk: int
     ) -> Iterator[tuple[list[DeviceRef], str | None]]:
-        batch: list[DeviceRef] = []
         last = after
-        for device_id, target in stream_all(self.registry, app, platforms, after=after):
-            batch.append(_ref(target))
-            last = device_id
-            if len(batch) >= chunk:
-                yield batch, str(last)
-                batch = []
-        yield batch, str(last)
+        for refs, last in stream_refs(self.registry, app, platforms, after=after, page=chunk):
+            yield refs, str(last)
+        yield [], str(last)
 
     def time_zones(self, app: str, tokens: Sequence[str]) -> dict[str, str]:
         found = self.registry.find_tokens(app, tokens)
