@@ -210,13 +210,19 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-async def serve_as_child(registry: CollectorRegistry, wake: Callable[[], None], stop: asyncio.Event) -> None:
-    """In a child started by :class:`WorkerProcesses` (else returns at once): serve ``registry`` on
-    the metrics socket, call ``wake`` for each byte on stdin, set ``stop`` when stdin closes."""
+async def serve_as_child(
+    registry: CollectorRegistry, wake: Callable[[], None], stop: asyncio.Event, *, nice: int = 0
+) -> None:
+    """In a child started by :class:`WorkerProcesses` (else returns at once): lower this process's
+    priority by ``nice``, serve ``registry`` on the metrics socket, call ``wake`` for each byte on
+    stdin, set ``stop`` when stdin closes."""
     path = os.environ.get(METRICS_SOCKET_ENV)
     if not path:
         return
     _die_with_parent()
+    if nice and hasattr(os, "nice"):
+        with contextlib.suppress(OSError):
+            os.nice(nice)
     loop = asyncio.get_running_loop()
 
     async def answer(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
