@@ -60,3 +60,17 @@ def test_the_asyncio_h2_peer_sends_to_the_null_sink(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout)
     assert out["ok"] == out["sent"] == 300 and out["rate"] > 0
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_outbox_stages_benchmark_runs_tiny(db: str) -> None:
+    bench = BENCH.parent / "outbox_stages.py"
+    proc = subprocess.run(
+        [sys.executable, str(bench), "--devices", "300", "--db", db, "--json"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["ok"] is True
+    for key in ("stream", "insert", "claim", "record", "status"):
+        assert isinstance(out[key], (int, float)) and out[key] >= 0, key

@@ -10,9 +10,12 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from pushrelay._exceptions import ConfigurationError
+from pushrelay.server.service import ServiceSettings
 from pushrelay.server.worker_processes import _Merged
 
 from .conftest import Stack, wait_until
@@ -92,9 +95,17 @@ def test_a_killed_worker_process_is_restarted_and_what_it_held_is_delivered(stac
     assert "worker_process.exited" in stack.service.log.read_text()
 
 
+def niceness(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
 def test_sigterm_stops_the_api_and_its_worker_process(stack: Stack) -> None:
     stack.service.start()
     child = _worker_child(stack)
+    assert stack.service.proc is not None
+    api = stack.service.proc.pid
+    # delivery yields the cores to the API's requests (service.worker_nice, 10 by default)
+    wait_until(lambda: niceness(child) - niceness(api) == 10, 10, "the child's nice")
     nid = _post(stack, [f"{4:064x}"])
     wait_until(lambda: _state(stack, nid) == "completed", 30, "the delivery")
     t0 = time.monotonic()
@@ -123,6 +134,19 @@ def test_worker_processes_0_keeps_the_worker_in_the_api_process(stack: Stack) ->
     nid = _post(stack, [f"{6:064x}"])
     wait_until(lambda: _state(stack, nid) == "completed", 30, "the delivery")
     assert children(stack.service.proc.pid) == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "key"),
+    [
+        ("PUSHRELAY_WORKER_PROCESSES", "65", "worker_processes"),
+        ("PUSHRELAY_WORKER_NICE", "20", "worker_nice"),
+    ],
+)
+def test_out_of_range_settings_name_the_key(variable: str, value: str, key: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"service.{key}"):
+        ServiceSettings.from_env({variable: value})
+    assert ServiceSettings.from_env({variable: "0"}) != ServiceSettings()
 
 
 def test_metrics_of_the_processes_merge() -> None:

@@ -185,6 +185,13 @@ def _worker_processes(value: Any, key: str, src: _Source) -> int:
     return number
 
 
+def _nice(value: Any, key: str, src: _Source) -> int:
+    number = int(_number(value, key, src, integer=True))
+    if not 0 <= number <= 19:
+        raise src.error(key, f"must be a niceness from 0 (as the API) to 19, got {number}")
+    return number
+
+
 def _positive_number(value: Any, key: str, src: _Source) -> float:
     number = float(_number(value, key, src, integer=False))
     if not number > 0 or number == float("inf"):
@@ -274,6 +281,7 @@ _SERVICE_KEYS: dict[str, Reader] = {
     "worker_idle_max": _positive_number,
     "worker_listen": _bool,
     "worker_processes": _worker_processes,
+    "worker_nice": _nice,
     "sweep_every": _positive_number,
     "webhook_retry_base": _positive_number,
     "webhook_retry_cap": _positive_number,

@@ -208,6 +208,7 @@ class ServiceConfig:
     worker_idle_max: float | None = None
     worker_listen: bool | None = None
     worker_processes: int | None = None
+    worker_nice: int | None = None
     sweep_every: float | None = None
     webhook_retry_base: float | None = None
     webhook_retry_cap: float | None = None

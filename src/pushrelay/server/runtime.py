@@ -62,7 +62,10 @@ async def run_service(
         # a child of `pushrelay serve`: its metrics socket and wake-ups (returns at once otherwise)
         side.append(
             asyncio.create_task(
-                serve_as_child(service.metrics.registry, service.worker.wake, stop), name="child-channel"
+                serve_as_child(
+                    service.metrics.registry, service.worker.wake, stop, nice=service.settings.worker_nice
+                ),
+                name="child-channel",
             )
         )
     if worker_processes is not None:

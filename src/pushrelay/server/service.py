@@ -52,6 +52,9 @@ class ServiceSettings:
     # ``pushrelay serve`` delivers from this many child processes, so that delivery never shares a
     # GIL or an event loop with the API (see :mod:`.worker_processes`); 0: in the API's process
     worker_processes: int = 1
+    # their scheduling priority below the API's: where the cores are short, the kernel runs the
+    # API's requests first and delivery takes what is left (it catches up: nothing is lost)
+    worker_nice: int = 10
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
@@ -95,6 +98,7 @@ class ServiceSettings:
             device_burst=int(given.get("device_rate_burst", base.device_burst)),
             wait_max=pick("wait_max", base.wait_max),
             worker_processes=int(given.get("worker_processes", base.worker_processes)),
+            worker_nice=int(given.get("worker_nice", base.worker_nice)),
             retry=RetryPolicy(
                 base=pick("retry_base", base.retry.base), cap=pick("retry_cap", base.retry.cap)
             ),

@@ -168,8 +168,9 @@ class WorkerProcesses:
 
         A wake-up per accepted request made the worker claim one or two deliveries at a time: at
         500 requests/s on SQLite it spent 0.89 ms of CPU per request delivering them, against 0.53
-        ms when it only polled (``bench/end_to_end.py``). Spaced out, a quiet service's single
-        notification still goes at once, and under load each claim takes what 50 ms brought."""
+        ms when it only polled (one paired ``bench/end_to_end.py`` run; spaced by 50 ms, the cost
+        matched polling's within the noise). A quiet service's single notification still goes at
+        once, and under load each claim takes what 50 ms brought."""
         loop = asyncio.get_running_loop()
         now = loop.time()
         for c in self.children:
@@ -210,13 +211,19 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-async def serve_as_child(registry: CollectorRegistry, wake: Callable[[], None], stop: asyncio.Event) -> None:
-    """In a child started by :class:`WorkerProcesses` (else returns at once): serve ``registry`` on
-    the metrics socket, call ``wake`` for each byte on stdin, set ``stop`` when stdin closes."""
+async def serve_as_child(
+    registry: CollectorRegistry, wake: Callable[[], None], stop: asyncio.Event, *, nice: int = 0
+) -> None:
+    """In a child started by :class:`WorkerProcesses` (else returns at once): lower this process's
+    priority by ``nice``, serve ``registry`` on the metrics socket, call ``wake`` for each byte on
+    stdin, set ``stop`` when stdin closes."""
     path = os.environ.get(METRICS_SOCKET_ENV)
     if not path:
         return
     _die_with_parent()
+    if nice and hasattr(os, "nice"):
+        with contextlib.suppress(OSError):
+            os.nice(nice)
     loop = asyncio.get_running_loop()
 
     async def answer(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
