@@ -25,6 +25,7 @@ from click.testing import CliRunner, Result
 from pushrelay.cli import cli
 from pushrelay.config import Config, config_from_dict
 from pushrelay.db import Database
+from pushrelay.queue import RetryPolicy, SqlOutbox
 from pushrelay.sandbox import ApnsSandbox
 from pushrelay.server.apikeys import ApiKeyStore
 from pushrelay.server.runtime import run_service
@@ -244,6 +245,32 @@ class Stack:
         """Run ``pushrelay ARGS --config <this stack's file>`` (in this process: the command's code
         and the database are real, a child process would only add its start-up time)."""
         return CliRunner().invoke(cli, [*args, "--config", str(self.config)], catch_exceptions=False)
+
+
+def post_to_tokens(stack: Stack, tokens: list[str], notification: dict[str, Any]) -> str:
+    """``POST /v1/notifications`` to these device tokens as the sender; returns the id."""
+    with stack.client(stack.sender) as snd:
+        r = snd.post(
+            "/v1/notifications",
+            json={"app": "myapp", "notification": notification, "recipients": {"device_tokens": tokens}},
+        )
+        assert r.status_code == 202, r.text
+        return str(r.json()["id"])
+
+
+def notification_state(stack: Stack, nid: str) -> str:
+    with stack.client(stack.sender) as snd:
+        return str(snd.get(f"/v1/notifications/{nid}").json()["state"])
+
+
+@pytest.fixture
+def outbox(database_url: str) -> Iterator[SqlOutbox]:
+    """An outbox on the test database with a fast retry policy (tests of the queue itself)."""
+    db = Database(database_url)
+    try:
+        yield SqlOutbox(db.engine, retry=RetryPolicy(base=0.01, cap=0.05))
+    finally:
+        db.dispose()
 
 
 @pytest.fixture

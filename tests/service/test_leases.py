@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select, update
 
-from pushrelay.db import Database
 from pushrelay.outcome import DeliveryResult, Outcome
-from pushrelay.queue import NotificationRequest, Recipients, RetryPolicy, SqlOutbox
+from pushrelay.queue import NotificationRequest, Recipients, SqlOutbox
 from pushrelay.queue.models import DeliveryRow, NotificationRow, WorkerRow, utcnow
 
 D = DeliveryRow
-
-
-@pytest.fixture
-def outbox(database_url: str) -> Iterator[SqlOutbox]:
-    db = Database(database_url)
-    try:
-        yield SqlOutbox(db.engine, retry=RetryPolicy(base=0.01, cap=0.05))
-    finally:
-        db.dispose()
 
 
 def _queue(ob: SqlOutbox, tokens: list[str]) -> str:

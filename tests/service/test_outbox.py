@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
@@ -16,22 +16,12 @@ from pushrelay.queue import (
     IdempotencyConflict,
     NotificationRequest,
     Recipients,
-    RetryPolicy,
     SqlOutbox,
 )
 from pushrelay.queue.models import AppPauseRow, DeliveryRow, NotificationRow, utcnow
 from pushrelay.webhooks.store import WebhookEventStore
 
 N = {"title": "t", "body": "b"}
-
-
-@pytest.fixture
-def outbox(database_url: str) -> Iterator[SqlOutbox]:
-    db = Database(database_url)
-    try:
-        yield SqlOutbox(db.engine, retry=RetryPolicy(base=0.01, cap=0.05))
-    finally:
-        db.dispose()
 
 
 def _req(**kw: object) -> NotificationRequest:

@@ -4,29 +4,17 @@ column by column (apns-ids made by the database), outcomes recorded in bulk, com
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select, update
 
-from pushrelay.db import Database
 from pushrelay.outcome import DeliveryResult, Outcome
-from pushrelay.queue import NotificationRequest, Recipients, RetryPolicy, SqlOutbox
+from pushrelay.queue import NotificationRequest, Recipients, SqlOutbox
 from pushrelay.queue.interface import ClaimedDelivery
 from pushrelay.queue.models import DeliveryRow, utcnow
 
 D = DeliveryRow
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-
-
-@pytest.fixture
-def outbox(database_url: str) -> Iterator[SqlOutbox]:
-    db = Database(database_url)
-    try:
-        yield SqlOutbox(db.engine, retry=RetryPolicy(base=0.01, cap=0.05))
-    finally:
-        db.dispose()
 
 
 def _enqueue(ob: SqlOutbox, app: str = "a", **kw: object) -> str:

@@ -11,25 +11,17 @@ from sqlalchemy import func, select, update
 from pushrelay.db import Database
 from pushrelay.queue.models import DeliveryRow, WorkerRow, utcnow
 
-from .conftest import Stack, wait_until
+from .conftest import Stack, notification_state, post_to_tokens, wait_until
 
 D = DeliveryRow
 N = {"title": "lease", "body": "test"}
 
 
 def _post(stack: Stack, tokens: list[str]) -> str:
-    with stack.client(stack.sender) as snd:
-        r = snd.post(
-            "/v1/notifications",
-            json={"app": "myapp", "notification": N, "recipients": {"device_tokens": tokens}},
-        )
-        assert r.status_code == 202, r.text
-        return str(r.json()["id"])
+    return post_to_tokens(stack, tokens, N)
 
 
-def _state(stack: Stack, nid: str) -> str:
-    with stack.client(stack.sender) as snd:
-        return str(snd.get(f"/v1/notifications/{nid}").json()["state"])
+_state = notification_state
 
 
 def _metric(stack: Stack, name: str) -> float:

@@ -18,7 +18,7 @@ from pushrelay._exceptions import ConfigurationError
 from pushrelay.server.service import ServiceSettings
 from pushrelay.server.worker_processes import _Merged
 
-from .conftest import Stack, wait_until
+from .conftest import Stack, notification_state, post_to_tokens, wait_until
 
 N = {"title": "child", "body": "worker process"}
 
@@ -41,18 +41,10 @@ def alive(pid: int) -> bool:
 
 
 def _post(stack: Stack, tokens: list[str]) -> str:
-    with stack.client(stack.sender) as snd:
-        r = snd.post(
-            "/v1/notifications",
-            json={"app": "myapp", "notification": N, "recipients": {"device_tokens": tokens}},
-        )
-        assert r.status_code == 202, r.text
-        return str(r.json()["id"])
+    return post_to_tokens(stack, tokens, N)
 
 
-def _state(stack: Stack, nid: str) -> str:
-    with stack.client(stack.sender) as snd:
-        return str(snd.get(f"/v1/notifications/{nid}").json()["state"])
+_state = notification_state
 
 
 def _worker_child(stack: Stack) -> int:
