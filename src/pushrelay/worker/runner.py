@@ -217,9 +217,6 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(bell.wait(), wait)
 
-    def _wake_from_thread(self) -> None:
-        self.wake()
-
     # -- expansion -----------------------------------------------------------------------------
     async def _expand_loop(self) -> None:
         while not self._stopping:
@@ -304,7 +301,7 @@ class Worker:
             if n < 0:  # cancelled, or our lease went to another worker
                 return []
             total += n
-            self._wake_from_thread()
+            self.wake()
         done = self.outbox.finish_expansion(job.notification_id, warnings=exp.warnings, errors=exp.errors)
         event(
             log,
@@ -332,7 +329,7 @@ class Worker:
             if schedule:
                 schedules[job.notification_id] = schedule
         done = self.outbox.expand_many(self.id, batch, schedules or None)
-        self._wake_from_thread()
+        self.wake()
         event(log, logging.DEBUG, "notifications.expanded", count=len(batch))
         return done
 
