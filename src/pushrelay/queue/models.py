@@ -24,12 +24,14 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql import text
 from sqlalchemy.sql.expression import false
 
 from ..db import Base
 from ..providers.models import ProviderTokenRow  # moved there; kept importable from here
 
 __all__ = [
+    "CLAIMABLE",
     "ApiKeyRow",
     "AppPauseRow",
     "DeliveryRow",
@@ -106,6 +108,11 @@ class NotificationRow(Base):
     )
 
 
+# The deliveries a claim may take, as literal SQL: the partial index below is usable only by a
+# statement that states its condition with the same constants (a bound parameter proves nothing).
+CLAIMABLE = "state IN ('pending', 'in_flight')"
+
+
 class DeliveryRow(Base):
     """One (notification, device) pair. ``apns_id`` is fixed at creation and reused on every
     attempt; ``next_attempt_at`` is the retry time while pending and the lease deadline while in
@@ -144,6 +151,11 @@ class DeliveryRow(Base):
         # "has this notification an open delivery left?" in one probe, after every recorded batch:
         # through the (notification_id, token) index it was a scan over the done ones (0003)
         Index("ix_outbox_deliveries_notification_state", "notification_id", "state"),
+        # a claim's rows in the order it takes them, read until it has enough (0009). PostgreSQL
+        # only: SQLite reads the (state, next_attempt_at) index state by state, in order, already
+        Index("ix_outbox_deliveries_claimable", "next_attempt_at", postgresql_where=text(CLAIMABLE)).ddl_if(
+            dialect="postgresql"
+        ),
     )
 
 
