@@ -36,3 +36,9 @@ def test_events_mask_values_under_secret_keys(caplog: pytest.LogCaptureFixture) 
     (record,) = caplog.records
     assert record.fields == {"token": "a1b2…7f8e", "app": "myapp"}  # type: ignore[attr-defined]
     assert APNS not in caplog.text
+
+
+def test_a_web_push_endpoint_keeps_only_its_push_service_host() -> None:
+    endpoint = "https://fcm.googleapis.com/fcm/send/secret-subscription-part-x7Yz"
+    assert mask_token(endpoint) == "https://fcm.googleapis.com/…x7Yz"
+    assert "secret" not in mask_token(endpoint, head=6)

@@ -12,6 +12,7 @@ import logging
 import sys
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = ["configure", "event", "get_logger", "mask_token"]
 
@@ -22,9 +23,12 @@ _SECRET_KEYS = frozenset({"token", "device_token", "api_key", "key", "secret", "
 def mask_token(token: str | None, *, head: int = 4) -> str:
     """``0123…cdef`` for a device token: the first ``head`` and the last 4 characters (the worker's
     attempt lines keep 6: ``a1b2c3…7f8e``). A value that would show as much as it hides, or more,
-    is fully hidden (``…``)."""
+    is fully hidden (``…``). A Web Push endpoint keeps its push service's host, which says where it
+    goes and is no secret: ``https://fcm.googleapis.com/…x7Yz``."""
     if not token:
         return ""
+    if token[:8].lower() == "https://":
+        return f"https://{urlsplit(token).hostname or '?'}/…{token[-4:]}"
     shown = head + 4
     if len(token) <= 2 * shown:
         return "…"

@@ -11,13 +11,12 @@ runs the second one on another connection until it waits on that lock (seen in
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
-from pushrelay.db import Database
 from pushrelay.outcome import DeliveryResult, Outcome
 from pushrelay.queue import ClaimedDelivery, NotificationRequest, Recipients, SqlOutbox
 from pushrelay.queue.models import utcnow
@@ -28,12 +27,9 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def outbox(pg_url: str) -> Iterator[SqlOutbox]:
-    db = Database(pg_url)
-    try:
-        yield SqlOutbox(db.engine)
-    finally:
-        db.dispose()
+def database_url(pg_url: str) -> str:
+    """These races need PostgreSQL's row locks: conftest's ``outbox`` fixture runs on it here."""
+    return pg_url
 
 
 def _expanding_with_one_in_flight(ob: SqlOutbox) -> tuple[str, ClaimedDelivery]:

@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,12 +33,9 @@ DEVICES = 3000
 
 
 @pytest.fixture
-def outbox(pg_url: str) -> Iterator[SqlOutbox]:
-    db = Database(pg_url)
-    try:
-        yield SqlOutbox(db.engine)
-    finally:
-        db.dispose()
+def database_url(pg_url: str) -> str:
+    """These races need PostgreSQL's row locks: conftest's ``outbox`` fixture runs on it here."""
+    return pg_url
 
 
 def test_two_worker_processes_attempt_each_delivery_once(

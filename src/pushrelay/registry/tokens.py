@@ -26,6 +26,7 @@ from typing import Final, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .. import logs
 from .._exceptions import PushRelayError
 from ..fcm.target import registration_token_problem
 
@@ -208,12 +209,8 @@ def token_hash(token: str) -> str:
 
 
 def mask_token(token: str) -> str:
-    """A recognisable but unusable form of a token for logs and messages: ``0a1b2c…e9f0``.
-    For a Web Push endpoint the push service's host is kept: ``https://fcm.googleapis.com/…x7Yz``."""
+    """A recognisable but unusable form of a token for messages: ``0a1b2c…e9f0`` (the one mask,
+    :func:`pushrelay.logs.mask_token`, with 6 leading characters); the simulator's ``booted`` is
+    no secret and stays readable."""
     t = token.strip()
-    if t.lower().startswith("https://"):
-        host = urlsplit(t).hostname or "?"
-        return f"https://{host}/…{t[-4:]}"
-    if t == "booted" or len(t) <= 12:
-        return t[:2] + "…" if len(t) > 2 and t != "booted" else t
-    return f"{t[:6]}…{t[-4:]}"
+    return t if t == "booted" else logs.mask_token(t, head=6)
