@@ -133,6 +133,8 @@ def test_apple_down_then_recovers(stack: Stack) -> None:
         text = snd.get("/metrics").text
         delivered = 'pushrelay_deliveries_total{app="myapp",outcome="delivered",platform="ios",reason=""} '
         assert f"{delivered}20.0" in text
-        retried_line = 'pushrelay_delivery_retries_total{app="myapp",platform="ios",reason="ServiceUnavailable"} '
+        retried_line = (
+            'pushrelay_delivery_retries_total{app="myapp",platform="ios",reason="ServiceUnavailable"} '
+        )
         retries = float(text.split(retried_line, 1)[1].split()[0])
         assert retries == sum(d["attempts"] - 1 for d in deliveries)
