@@ -34,6 +34,7 @@ __all__ = [
     "CLAIMABLE",
     "ApiKeyRow",
     "AppPauseRow",
+    "CountRow",
     "DeliveryRow",
     "NotificationRow",
     "ProviderTokenRow",
@@ -157,6 +158,29 @@ class DeliveryRow(Base):
             dialect="postgresql"
         ),
     )
+
+
+class CountRow(Base):
+    """A change in a notification's delivery counts: ``n`` deliveries more (or fewer) under
+    ``name``, the outcome of a final one or the state of the others (what its status reports). Its
+    status is the sum of its rows (0009).
+
+    Written by triggers on ``outbox_deliveries`` (see the migration), so no path that moves a
+    delivery can forget it. On PostgreSQL, one row per name per statement, insert-only: a counter
+    row updated by every recording transaction of every worker would be a row they all queue on.
+    The rows of a notification are folded into one per name when it completes (and while a large
+    one sends, by the sweep). SQLite runs one writer at a time: its trigger keeps one row per name."""
+
+    __tablename__ = "outbox_counts"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    notification_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("outbox_notifications.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(24))
+    n: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_outbox_counts_notification_name", "notification_id", "name"),)
 
 
 class AppPauseRow(Base):

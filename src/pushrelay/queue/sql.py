@@ -37,7 +37,7 @@ from .leases import OutboxLeases
 from .models import CLAIMABLE, AppPauseRow, utcnow
 from .pauses import OutboxPauses
 from .policy import DEFAULT_EXPIRY, IDEMPOTENCY_WINDOW
-from .sql_base import OPEN, D, N, lease_rows, sqlite_time, unnest_params
+from .sql_base import OPEN, C, D, N, fold_counts, lease_rows, sqlite_time, unnest_params
 from .sql_expand import OutboxExpansion
 from .sql_reads import DeliveryPage, OutboxReads
 from .wakeup import OutboxWakeups, notify_work
@@ -495,7 +495,21 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses, OutboxLeases, Outbox
             if self._unpark_orphans(conn):
                 notify_work(conn)
             self._completion_events(conn, [r.id for r in unsent if r.app in self.event_apps])
-            return [r.id for r in unsent] + self._complete(conn, sorted(touched))
+            completed = [r.id for r in unsent] + self._complete(conn, sorted(touched))
+        if self._pg:
+            self._compact_counts()
+        return completed
+
+    def _compact_counts(self, more_than: int = 64) -> None:
+        """Fold the count rows of the notifications still sending that have gathered more than
+        ``more_than`` (two or three a claimed and recorded batch): a large send's status stays a
+        read of a few rows until it completes and is folded for good."""
+        many = select(func.count()).select_from(C).where(C.notification_id == N.id).scalar_subquery()
+        with self._tx() as conn:
+            ids = conn.execute(
+                select(N.id).where(N.state == NotificationState.SENDING.value, many > more_than)
+            ).scalars()
+            fold_counts(conn, list(ids))
 
     def complete_stragglers(self, limit: int = 500) -> list[str]:
         """Complete notifications still ``sending`` although none of their deliveries is open.

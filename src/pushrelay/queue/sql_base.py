@@ -14,20 +14,21 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Engine, exists, func, select, text, update
+from sqlalchemy import Connection, DateTime, Engine, delete, exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .events import insert_events
 from .interface import DeliveryState, DeviceRef, NotificationState, NotificationStatus
-from .models import AppPauseRow, DeliveryRow, NotificationRow, utcnow
+from .models import AppPauseRow, CountRow, DeliveryRow, NotificationRow, utcnow
 from .policy import RetryPolicy
 
 __all__ = [
     "OPEN",
     "NewDeliveries",
     "SqlBase",
+    "fold_counts",
     "lease_rows",
     "outcome_counts",
     "sqlite_time",
@@ -37,6 +38,7 @@ __all__ = [
 
 N = NotificationRow
 D = DeliveryRow
+C = CountRow
 OPEN = (DeliveryState.PENDING.value, DeliveryState.IN_FLIGHT.value, DeliveryState.PAUSED.value)
 """Delivery states that are not final: a notification with one of these is not completed."""
 
@@ -215,20 +217,46 @@ def status_from_row(row: Any, counts: dict[str, int]) -> NotificationStatus:
 
 
 def outcome_counts(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, int]]:
-    """Deliveries per outcome (final ones) or state (open ones), and ``total``, per notification."""
+    """Deliveries per outcome (final ones) or state (open ones), and ``total``, per notification:
+    the sums of their ``outbox_counts`` rows (a few per recorded batch), not a count of the
+    deliveries, which grew with the send (~90 ms a read at 100k deliveries)."""
     counts: dict[str, dict[str, int]] = {nid: {"total": 0} for nid in ids}
     for i in range(0, len(ids), _IN_CHUNK):
         q = (
-            select(D.notification_id, D.state, D.outcome, func.count())
-            .where(D.notification_id.in_(list(ids[i : i + _IN_CHUNK])))
-            .group_by(D.notification_id, D.state, D.outcome)
+            select(C.notification_id, C.name, func.sum(C.n))
+            .where(C.notification_id.in_(list(ids[i : i + _IN_CHUNK])))
+            .group_by(C.notification_id, C.name)
+            .having(func.sum(C.n) != 0)
         )
-        for nid, state, outcome, n in conn.execute(q):
+        for nid, name, n in conn.execute(q):
             c = counts[nid]
-            name = str(outcome if state == DeliveryState.DONE.value else state)
-            c[name] = c.get(name, 0) + int(n)
+            c[str(name)] = int(n)
             c["total"] += int(n)
     return counts
+
+
+# Replace the count rows of the notifications given with their sums, one row per name. The rows
+# being folded by another transaction are skipped (SKIP LOCKED), not waited for: each fold puts
+# back exactly what it took away, so the sums hold whoever folds what.
+_PG_FOLD = text(
+    "WITH gone AS (DELETE FROM outbox_counts WHERE id IN (SELECT id FROM outbox_counts "
+    "WHERE notification_id = ANY(CAST(:ids AS varchar[])) FOR UPDATE SKIP LOCKED) "
+    "RETURNING notification_id, name, n) "
+    "INSERT INTO outbox_counts (notification_id, name, n) "
+    "SELECT notification_id, name, sum(n) FROM gone GROUP BY notification_id, name HAVING sum(n) <> 0"
+)
+
+
+def fold_counts(conn: Connection, ids: Sequence[str]) -> None:
+    """Fold the count rows of ``ids``. SQLite's trigger keeps one row per name: only those at 0
+    (``in_flight`` once all is recorded...) go."""
+    if not ids:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.execute(_PG_FOLD, {"ids": list(ids)})
+        return
+    for i in range(0, len(ids), _IN_CHUNK):
+        conn.execute(delete(C).where(C.notification_id.in_(list(ids[i : i + _IN_CHUNK])), C.n == 0))
 
 
 class SqlBase:
@@ -374,6 +402,7 @@ class SqlBase:
                     .returning(N.id, N.app)
                 )
             ]
+        fold_counts(conn, [nid for nid, _ in done])  # no count of theirs changes any more
         self._completion_events(conn, [nid for nid, app in done if app in self.event_apps])
         return [nid for nid, _ in done]
 
