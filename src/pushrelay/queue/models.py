@@ -152,7 +152,7 @@ class DeliveryRow(Base):
         # "has this notification an open delivery left?" in one probe, after every recorded batch:
         # through the (notification_id, token) index it was a scan over the done ones (0003)
         Index("ix_outbox_deliveries_notification_state", "notification_id", "state"),
-        # a claim's rows in the order it takes them, read until it has enough (0009). PostgreSQL
+        # a claim's rows in the order it takes them, read until it has enough (0010). PostgreSQL
         # only: SQLite reads the (state, next_attempt_at) index state by state, in order, already
         Index("ix_outbox_deliveries_claimable", "next_attempt_at", postgresql_where=text(CLAIMABLE)).ddl_if(
             dialect="postgresql"
@@ -163,7 +163,7 @@ class DeliveryRow(Base):
 class CountRow(Base):
     """A change in a notification's delivery counts: ``n`` deliveries more (or fewer) under
     ``name``, the outcome of a final one or the state of the others (what its status reports). Its
-    status is the sum of its rows (0009).
+    status is the sum of its rows (0010).
 
     Written by triggers on ``outbox_deliveries`` (see the migration), so no path that moves a
     delivery can forget it. On PostgreSQL, one row per name per statement, insert-only: a counter

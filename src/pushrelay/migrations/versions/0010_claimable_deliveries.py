@@ -6,8 +6,8 @@ delivery and sorted them for each claim of 500: at a million pending deliveries 
 the reason the database's CPU per delivery grew with the size of a send. Through this index a
 claim reads its n rows in order and stops.
 
-Revision ID: 0009_claimable_deliveries
-Revises: 0008_device_token_prefix
+Revision ID: 0010_claimable_deliveries
+Revises: 0009_outbox_counts
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_claimable_deliveries"
-down_revision = "0008_device_token_prefix"
+revision = "0010_claimable_deliveries"
+down_revision = "0009_outbox_counts"
 branch_labels = None
 depends_on = None
 
