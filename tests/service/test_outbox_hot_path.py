@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from pushrelay.outcome import DeliveryResult, Outcome
 from pushrelay.queue import NotificationRequest, Recipients, SqlOutbox
@@ -173,3 +173,41 @@ def test_recording_reads_by_primary_key_however_many_are_in_flight(outbox: SqlOu
     assert completed == [nid]
     st = outbox.status(nid)
     assert st is not None and st.counts == {"total": 1200, "delivered": 1200}
+
+
+def test_a_claim_reads_its_rows_in_order(outbox: SqlOutbox) -> None:
+    """The claim reads due deliveries in the order it takes them and stops at its limit, with no
+    sort. On PostgreSQL that is the partial index of claimable deliveries: through the (state,
+    next_attempt_at) index it read and sorted every due delivery for each chunk, a cost that grew
+    with the size of the send. Sorts and table scans are turned off there so that the plan shows
+    whether the index is usable at all, whatever the planner thinks of a table this small. SQLite
+    reads the (state, next_attempt_at) index one state after the other, each in order."""
+    nid = _enqueue(outbox)
+    outbox.claim_expansions("w1", limit=10, lease=30)
+    outbox.add_deliveries(
+        nid, [("ios", f"t{i}", None, None) for i in range(5)], cursor="5", worker_id="w1", lease=30
+    )
+    seen: list[tuple[str, object]] = []
+
+    def keep(conn: object, cursor: object, statement: str, params: object, *_: object) -> None:
+        if statement.lstrip().startswith("UPDATE outbox_deliveries SET state"):
+            seen.append((statement, params))
+
+    event.listen(outbox.engine, "before_cursor_execute", keep)
+    try:
+        assert len(outbox.claim("w1", limit=2, lease=30)) == 2
+    finally:
+        event.remove(outbox.engine, "before_cursor_execute", keep)
+    [(statement, params)] = seen
+    with outbox.engine.connect() as conn:
+        if outbox.engine.dialect.name == "postgresql":
+            conn.exec_driver_sql(
+                "SET enable_sort = off; SET enable_seqscan = off; SET enable_bitmapscan = off"
+            )
+            plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, params))  # type: ignore[arg-type]
+        else:
+            plan = "\n".join(r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params))  # type: ignore[arg-type]
+    if outbox.engine.dialect.name == "postgresql":
+        assert "ix_outbox_deliveries_claimable" in plan and "Sort" not in plan, plan
+    else:
+        assert "ix_outbox_deliveries_state_next" in plan, plan

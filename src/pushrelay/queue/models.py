@@ -31,6 +31,7 @@ from ..db import Base
 from ..providers.models import ProviderTokenRow  # moved there; kept importable from here
 
 __all__ = [
+    "CLAIMABLE",
     "ApiKeyRow",
     "AppPauseRow",
     "CountRow",
@@ -111,6 +112,11 @@ class NotificationRow(Base):
     )
 
 
+# The deliveries a claim may take, as literal SQL: the partial index below is usable only by a
+# statement that states its condition with the same constants (a bound parameter proves nothing).
+CLAIMABLE = "state IN ('pending', 'in_flight')"
+
+
 class DeliveryRow(Base):
     """One (notification, device) pair. ``apns_id`` is fixed at creation and reused on every
     attempt; ``next_attempt_at`` is the retry time while pending and the lease deadline while in
@@ -147,7 +153,7 @@ class DeliveryRow(Base):
         UniqueConstraint("notification_id", "token", name="uq_outbox_deliveries_notification_token"),
         Index("ix_outbox_deliveries_state_next", "state", "next_attempt_at"),
         # "has this notification an open delivery left?" in one probe, after every recorded batch
-        # (0003). Open ones only (0009): its counts are kept apart (CountRow), so nothing reads
+        # (0003). Open ones only (0011): its counts are kept apart (CountRow), so nothing reads
         # the final ones through it, and recording a delivery final writes no entry in it
         Index(
             "ix_outbox_deliveries_notification_open",
@@ -155,6 +161,11 @@ class DeliveryRow(Base):
             "state",
             postgresql_where=text(OPEN_SQL),
             sqlite_where=text(OPEN_SQL),
+        ),
+        # a claim's rows in the order it takes them, read until it has enough (0010). PostgreSQL
+        # only: SQLite reads the (state, next_attempt_at) index state by state, in order, already
+        Index("ix_outbox_deliveries_claimable", "next_attempt_at", postgresql_where=text(CLAIMABLE)).ddl_if(
+            dialect="postgresql"
         ),
     )
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, exists, func, insert, select, update
+from sqlalchemy import Connection, exists, func, insert, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..outcome import DeliveryResult, Outcome
@@ -34,7 +34,7 @@ from .interface import (
     Recorded,
 )
 from .leases import OutboxLeases
-from .models import AppPauseRow, utcnow
+from .models import CLAIMABLE, AppPauseRow, utcnow
 from .pauses import OutboxPauses
 from .policy import DEFAULT_EXPIRY, IDEMPOTENCY_WINDOW
 from .sql_base import IS_OPEN, OPEN, C, D, N, fold_counts, lease_rows, sqlite_time, unnest_params
@@ -45,6 +45,10 @@ from .wakeup import OutboxWakeups, notify_work
 __all__ = ["DeliveryPage", "SqlOutbox", "request_hash"]
 
 _CLAIMABLE = (DeliveryState.PENDING.value, DeliveryState.IN_FLIGHT.value)
+# written as constants, not parameters: only then can the planners prove that the partial index of
+# claimable rows (models.CLAIMABLE) holds every row the claim wants and read it in order
+_CLAIMABLE_SQL = D.state.in_([literal_column(f"'{state}'") for state in _CLAIMABLE])
+assert str(_CLAIMABLE_SQL.compile()).endswith(CLAIMABLE.split(" ", 1)[1])
 _NOT_SENT = (
     NotificationState.SCHEDULED.value,
     NotificationState.PENDING.value,
@@ -248,7 +252,7 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses, OutboxLeases, Outbox
         stmt = lease_rows(
             D.id,
             where=[
-                D.state.in_(_CLAIMABLE),
+                _CLAIMABLE_SQL,
                 D.next_attempt_at <= now,
                 D.expires_at > now,
                 D.app.not_in(select(AppPauseRow.app)),

@@ -54,34 +54,25 @@ _PG_TRIGGERS = (
 )
 
 
-def _sqlite_step(row: str, step: str) -> str:
-    """Add ``step`` to the count of ``row``'s name, creating it if missing (``changes()``: the rows
-    the trigger's last statement changed). The old name of an update always has its row."""
+def _sqlite_add(row: str, step: str) -> str:
     name = _bucket(f"{row}.")
-    add = (
-        f"UPDATE outbox_counts SET n = n {step} "  # noqa: S608
-        f"WHERE notification_id = {row}.notification_id AND name = {name};"
-    )
-    if step.startswith("-"):
-        return add
     return (
-        f"{add} INSERT INTO outbox_counts (notification_id, name, n) "
-        f"SELECT {row}.notification_id, {name}, 1 WHERE changes() = 0;"
+        f"INSERT INTO outbox_counts (notification_id, name, n) SELECT {row}.notification_id, {name}, 0 "  # noqa: S608
+        f"WHERE NOT EXISTS (SELECT 1 FROM outbox_counts WHERE notification_id = {row}.notification_id "
+        f"AND name = {name}); "
+        f"UPDATE outbox_counts SET n = n {step} WHERE notification_id = {row}.notification_id "
+        f"AND name = {name};"
     )
 
 
 # SQLite: row triggers only, but one writer at a time: a counter row per name is no hot spot.
 _SQLITE_TRIGGERS = (
     "CREATE TRIGGER outbox_deliveries_count_insert AFTER INSERT ON outbox_deliveries "
-    f"BEGIN {_sqlite_step('NEW', '+ 1')} END",
+    f"BEGIN {_sqlite_add('NEW', '+ 1')} END",
     "CREATE TRIGGER outbox_deliveries_count_update AFTER UPDATE OF state, outcome ON outbox_deliveries "
     f"WHEN {_bucket('OLD.')} IS NOT {_bucket('NEW.')} "
-    f"BEGIN {_sqlite_step('OLD', '- 1')} {_sqlite_step('NEW', '+ 1')} END",
+    f"BEGIN {_sqlite_add('OLD', '- 1')} {_sqlite_add('NEW', '+ 1')} END",
 )
-
-
-# the open states (pushrelay.queue.sql_base.OPEN), written out so this file stays as is
-_OPEN = "state IN ('pending', 'in_flight', 'paused')"
 
 
 def upgrade() -> None:
@@ -107,15 +98,6 @@ def upgrade() -> None:
     else:
         for trigger in _SQLITE_TRIGGERS:
             op.execute(trigger)
-    # the status read no longer counts through it: open deliveries only (the completion probe)
-    op.drop_index("ix_outbox_deliveries_notification_state", table_name="outbox_deliveries")
-    op.create_index(
-        "ix_outbox_deliveries_notification_open",
-        "outbox_deliveries",
-        ["notification_id", "state"],
-        postgresql_where=sa.text(_OPEN),
-        sqlite_where=sa.text(_OPEN),
-    )
     op.execute(
         "INSERT INTO outbox_counts (notification_id, name, n) "  # noqa: S608
         f"SELECT notification_id, {_bucket('')}, count(*) FROM outbox_deliveries GROUP BY 1, 2"
@@ -128,9 +110,5 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER IF EXISTS {trigger}" + (" ON outbox_deliveries" if pg else ""))
     if pg:
         op.execute("DROP FUNCTION IF EXISTS outbox_count_deltas()")
-    op.drop_index("ix_outbox_deliveries_notification_open", table_name="outbox_deliveries")
-    op.create_index(
-        "ix_outbox_deliveries_notification_state", "outbox_deliveries", ["notification_id", "state"]
-    )
     op.drop_index("ix_outbox_counts_notification_name", table_name="outbox_counts")
     op.drop_table("outbox_counts")
