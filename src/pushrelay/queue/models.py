@@ -22,9 +22,9 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.sql import text
 from sqlalchemy.sql.expression import false
 
 from ..db import Base
@@ -41,6 +41,9 @@ __all__ = [
     "WorkerRow",
     "utcnow",
 ]
+
+# the states of ``queue.sql_base.OPEN``, as the predicate of the partial index of open deliveries
+OPEN_SQL = "state IN ('pending', 'in_flight', 'paused')"
 
 _BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
 
@@ -149,9 +152,16 @@ class DeliveryRow(Base):
     __table_args__ = (
         UniqueConstraint("notification_id", "token", name="uq_outbox_deliveries_notification_token"),
         Index("ix_outbox_deliveries_state_next", "state", "next_attempt_at"),
-        # "has this notification an open delivery left?" in one probe, after every recorded batch:
-        # through the (notification_id, token) index it was a scan over the done ones (0003)
-        Index("ix_outbox_deliveries_notification_state", "notification_id", "state"),
+        # "has this notification an open delivery left?" in one probe, after every recorded batch
+        # (0003). Open ones only (0011): its counts are kept apart (CountRow), so nothing reads
+        # the final ones through it, and recording a delivery final writes no entry in it
+        Index(
+            "ix_outbox_deliveries_notification_open",
+            "notification_id",
+            "state",
+            postgresql_where=text(OPEN_SQL),
+            sqlite_where=text(OPEN_SQL),
+        ),
         # a claim's rows in the order it takes them, read until it has enough (0010). PostgreSQL
         # only: SQLite reads the (state, next_attempt_at) index state by state, in order, already
         Index("ix_outbox_deliveries_claimable", "next_attempt_at", postgresql_where=text(CLAIMABLE)).ddl_if(
@@ -163,7 +173,7 @@ class DeliveryRow(Base):
 class CountRow(Base):
     """A change in a notification's delivery counts: ``n`` deliveries more (or fewer) under
     ``name``, the outcome of a final one or the state of the others (what its status reports). Its
-    status is the sum of its rows (0010).
+    status is the sum of its rows (0009).
 
     Written by triggers on ``outbox_deliveries`` (see the migration), so no path that moves a
     delivery can forget it. On PostgreSQL, one row per name per statement, insert-only: a counter

@@ -37,7 +37,7 @@ from .leases import OutboxLeases
 from .models import CLAIMABLE, AppPauseRow, utcnow
 from .pauses import OutboxPauses
 from .policy import DEFAULT_EXPIRY, IDEMPOTENCY_WINDOW
-from .sql_base import OPEN, C, D, N, fold_counts, lease_rows, sqlite_time, unnest_params
+from .sql_base import IS_OPEN, OPEN, C, D, N, fold_counts, lease_rows, sqlite_time, unnest_params
 from .sql_expand import OutboxExpansion
 from .sql_reads import DeliveryPage, OutboxReads
 from .wakeup import OutboxWakeups, notify_work
@@ -234,6 +234,7 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses, OutboxLeases, Outbox
                     update(D)
                     .where(
                         D.notification_id == notification_id,
+                        IS_OPEN,
                         D.state.in_([DeliveryState.PENDING.value, DeliveryState.PAUSED.value]),
                     )
                     .values(state=DeliveryState.CANCELLED.value, updated_at=now)
@@ -427,7 +428,7 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses, OutboxLeases, Outbox
         with self._tx() as conn:
             conn.execute(
                 update(D)
-                .where(D.notification_id == notification_id, D.state == DeliveryState.PENDING.value)
+                .where(D.notification_id == notification_id, IS_OPEN, D.state == DeliveryState.PENDING.value)
                 .values(
                     state=DeliveryState.DONE.value,
                     outcome=Outcome.EXPIRED.value,
@@ -443,7 +444,7 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses, OutboxLeases, Outbox
         with self.engine.connect() as conn:
             due = conn.execute(
                 select(func.min(D.next_attempt_at)).where(
-                    D.notification_id == notification_id, D.state == DeliveryState.PENDING.value
+                    D.notification_id == notification_id, IS_OPEN, D.state == DeliveryState.PENDING.value
                 )
             ).scalar()
         return due.replace(tzinfo=UTC) if due is not None else None
@@ -523,7 +524,7 @@ class SqlOutbox(OutboxExpansion, OutboxReads, OutboxPauses, OutboxLeases, Outbox
         transaction (see ``_complete``), so this finds nothing unless that failed somewhere: it is
         the safety net that keeps a notification from staying ``sending`` forever, and what it
         finds is counted (``pushrelay_completions_swept_total``)."""
-        open_left = exists().where(D.notification_id == N.id, D.state.in_(OPEN))
+        open_left = exists().where(D.notification_id == N.id, IS_OPEN)
         with self._tx() as conn:
             ids = list(
                 conn.execute(
