@@ -173,13 +173,13 @@ class DeliveryRow(Base):
 class CountRow(Base):
     """A change in a notification's delivery counts: ``n`` deliveries more (or fewer) under
     ``name``, the outcome of a final one or the state of the others (what its status reports). Its
-    status is the sum of its rows (0009).
+    status is the sum of its rows (0009). PostgreSQL only: SQLite counts the deliveries (0011).
 
-    Written by triggers on ``outbox_deliveries`` (see the migration), so no path that moves a
-    delivery can forget it. On PostgreSQL, one row per name per statement, insert-only: a counter
-    row updated by every recording transaction of every worker would be a row they all queue on.
-    The rows of a notification are folded into one per name when it completes (and while a large
-    one sends, by the sweep). SQLite runs one writer at a time: its trigger keeps one row per name."""
+    Written by statement triggers on ``outbox_deliveries`` (see 0009), so no path that moves a
+    delivery can forget it: one row per name per statement, insert-only, as a counter row updated
+    by every recording transaction of every worker would be a row they all queue on. The rows of a
+    notification are folded into one per name when it completes (and while a large one sends, by
+    the sweep)."""
 
     __tablename__ = "outbox_counts"
 
