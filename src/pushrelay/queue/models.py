@@ -153,15 +153,16 @@ class DeliveryRow(Base):
         UniqueConstraint("notification_id", "token", name="uq_outbox_deliveries_notification_token"),
         Index("ix_outbox_deliveries_state_next", "state", "next_attempt_at"),
         # "has this notification an open delivery left?" in one probe, after every recorded batch
-        # (0003). Open ones only (0011): its counts are kept apart (CountRow), so nothing reads
-        # the final ones through it, and recording a delivery final writes no entry in it
+        # (0003). On PostgreSQL open ones only (0011): its counts are kept apart (CountRow), so
+        # nothing reads the final ones through it, and recording a delivery final writes no entry
+        # SQLite keeps the whole index: its status reads count through it
         Index(
             "ix_outbox_deliveries_notification_open",
             "notification_id",
             "state",
             postgresql_where=text(OPEN_SQL),
-            sqlite_where=text(OPEN_SQL),
-        ),
+        ).ddl_if(dialect="postgresql"),
+        Index("ix_outbox_deliveries_notification_state", "notification_id", "state").ddl_if(dialect="sqlite"),
         # a claim's rows in the order it takes them, read until it has enough (0010). PostgreSQL
         # only: SQLite reads the (state, next_attempt_at) index state by state, in order, already
         Index("ix_outbox_deliveries_claimable", "next_attempt_at", postgresql_where=text(CLAIMABLE)).ddl_if(
