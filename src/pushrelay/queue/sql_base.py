@@ -14,17 +14,29 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Engine, delete, exists, func, select, text, update
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Engine,
+    delete,
+    exists,
+    func,
+    literal_column,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .events import insert_events
 from .interface import DeliveryState, DeviceRef, NotificationState, NotificationStatus
-from .models import AppPauseRow, CountRow, DeliveryRow, NotificationRow, utcnow
+from .models import OPEN_SQL, AppPauseRow, CountRow, DeliveryRow, NotificationRow, utcnow
 from .policy import RetryPolicy
 
 __all__ = [
+    "IS_OPEN",
     "OPEN",
     "NewDeliveries",
     "SqlBase",
@@ -41,6 +53,10 @@ D = DeliveryRow
 C = CountRow
 OPEN = (DeliveryState.PENDING.value, DeliveryState.IN_FLIGHT.value, DeliveryState.PAUSED.value)
 """Delivery states that are not final: a notification with one of these is not completed."""
+IS_OPEN = D.state.in_([literal_column(repr(state)) for state in OPEN])
+"""``state IN ('pending', ...)`` with the states written out, not bound: what lets PostgreSQL (a
+generic plan too) and SQLite use the partial index of open deliveries. Add it to a narrower
+state condition on a notification's deliveries for the same reason."""
 
 _IN_CHUNK = 500  # values per IN (...) / multi-row INSERT: SQLite allows ~32k bound values
 
@@ -159,18 +175,14 @@ def unnest_params(columns: Mapping[str, list[Any]], *, always: str) -> tuple[fro
 # delivery locked FOR SHARE until commit (see SqlBase._complete). SKIP LOCKED: a delivery another
 # transaction is recording (or claiming) is passed over, never waited for.
 #
-# Written so that it reads the (notification_id, state) index from its end whatever the planner
-# thinks of the notification (a generic plan knows nothing of it): the row comparison is an index
-# condition of that index only, and the open states are exactly those after "done" in it
-# (checked below), pending first: its claim skips our lock, while the recording of an in-flight
-# delivery would wait for our commit. The state filter keeps it exact should a state be added.
-_FINAL = sorted(s.value for s in DeliveryState if s.value not in OPEN)
-assert max(_FINAL) == "done" and min(OPEN) > "done", "the probe's index range must cover OPEN only"
+# Through the partial index of open deliveries (``ix_outbox_deliveries_notification_open``: the
+# state condition is its predicate, so a generic plan, which knows nothing of the notification,
+# still uses it), read from its end: pending before in flight, as its claim skips our lock, while
+# the recording of an in-flight delivery would wait for our commit.
+assert f"state IN ({', '.join(repr(s) for s in OPEN)})" == OPEN_SQL, "the index must hold OPEN only"
 _STILL_OPEN = text(
     "SELECT n.id FROM unnest(CAST(:ids AS varchar[])) AS n(id) CROSS JOIN LATERAL ("  # noqa: S608
-    "SELECT 1 FROM outbox_deliveries d WHERE d.notification_id = n.id "
-    "AND (d.notification_id, d.state) > (n.id, 'done') "
-    f"AND d.state NOT IN ({', '.join(repr(state) for state in _FINAL)}) "
+    f"SELECT 1 FROM outbox_deliveries d WHERE d.notification_id = n.id AND d.{OPEN_SQL} "
     "ORDER BY d.notification_id DESC, d.state DESC LIMIT 1 FOR SHARE OF d SKIP LOCKED) AS still_open"
 )
 
@@ -381,7 +393,7 @@ class SqlBase:
         if not ids:
             return []
         ordered = sorted(set(ids))
-        open_left = exists().where(D.notification_id == N.id, D.state.in_(OPEN))
+        open_left = exists().where(D.notification_id == N.id, IS_OPEN)
         done: list[tuple[str, str]] = []
         for i in range(0, len(ordered), _IN_CHUNK):
             part = ordered[i : i + _IN_CHUNK]
