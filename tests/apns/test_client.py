@@ -365,3 +365,44 @@ async def test_a_server_that_always_refuses_the_stream_gets_a_bounded_number_of_
     assert (result.outcome, result.status, result.attempts) == (Outcome.RETRY, 0, 1)
     assert result.reason is not None and "REFUSED_STREAM" in result.reason
     assert resent == bound == 3 and sandbox.stats.requests == 1 + bound
+
+
+async def test_headers_and_bodies_encoded_once_per_notification_stay_each_devices_own(
+    sandbox: ApnsSandbox, make_client: MakeClient
+) -> None:
+    """The client encodes a notification's body and headers once and reuses them for every device:
+    interleaved notifications (two languages of one send, a collapse id, an expiration, a
+    background push) each reach their devices with their own payload and headers, each device with
+    its own apns-id; and a notification made after another one was dropped (whose id() may be
+    reused) is never sent with the dropped one's payload."""
+    base = Notification(title="Hello", body="b", localizations={"fr": {"title": "Bonjour"}})
+    english, french = base.localized("en"), base.localized("fr")
+    collapsing = Notification(title="c", collapse_id="score", expiration=1_900_000_000)
+    silent = Notification(content_available=True, custom={"k": "v"})
+    notes = [english, french, collapsing, silent]
+    items = [(notes[i % 4], tok(i), i) for i in range(40)]
+    async with make_client() as client:
+        results = [r async for r in client.send_many(items, max_in_flight=7)]
+        assert len(results) == 40 and all(r.ok for r in results)
+        for i in range(40):
+            (got,) = sandbox.received(tok(i))
+            note = notes[i % 4]
+            if note is silent:
+                assert got.payload == {"aps": {"content-available": 1}, "k": "v"}
+                assert (got.push_type, got.priority) == ("background", 5)
+            else:
+                assert got.payload["aps"]["alert"]["title"] == {0: "Hello", 1: "Bonjour", 2: "c"}[i % 4]
+                assert (got.push_type, got.priority) == ("alert", 10)
+            assert (got.collapse_id, got.expiration) == (
+                ("score", 1_900_000_000) if note is collapsing else (None, None)
+            )
+            assert got.topic == BUNDLE
+        assert len({r.provider_id for r in results}) == 40
+        sandbox.clear_received()
+        for n in range(30):  # new objects, the previous ones dropped: ids get reused
+            note = Notification(title=f"t{n}", badge=n)
+            result = await client.send(note, tok(100 + n))
+            del note
+            assert result.ok
+            (got,) = sandbox.received(tok(100 + n))
+            assert (got.payload["aps"]["alert"]["title"], got.payload["aps"]["badge"]) == (f"t{n}", n)

@@ -26,6 +26,7 @@ from pushrelay.cli import cli
 from pushrelay.config import Config, config_from_dict
 from pushrelay.db import Database
 from pushrelay.queue import RetryPolicy, SqlOutbox
+from pushrelay.queue.sql_base import outcome_counts
 from pushrelay.sandbox import ApnsSandbox
 from pushrelay.server.apikeys import ApiKeyStore
 from pushrelay.server.runtime import run_service
@@ -263,14 +264,38 @@ def notification_state(stack: Stack, nid: str) -> str:
         return str(snd.get(f"/v1/notifications/{nid}").json()["state"])
 
 
+def assert_counts_add_up(url: str) -> None:
+    """Every notification's counts (the sums of ``outbox_counts``, what its status reports) are
+    those of its delivery rows: a path that moved a delivery without its count shows here."""
+    db = Database(url)
+    try:
+        with db.engine.connect() as conn:
+            real: dict[str, dict[str, int]] = {}
+            for nid, state, outcome, n in conn.exec_driver_sql(
+                "SELECT notification_id, state, outcome, count(*) FROM outbox_deliveries "
+                "GROUP BY notification_id, state, outcome"
+            ):
+                c = real.setdefault(nid, {"total": 0})
+                name = str(outcome if state == "done" else state)
+                c[name] = c.get(name, 0) + int(n)
+                c["total"] += int(n)
+            ids = list(conn.exec_driver_sql("SELECT id FROM outbox_notifications").scalars())
+            kept = outcome_counts(conn, ids)
+        assert kept == {nid: real.get(nid, {"total": 0}) for nid in ids}
+    finally:
+        db.dispose()
+
+
 @pytest.fixture
 def outbox(database_url: str) -> Iterator[SqlOutbox]:
-    """An outbox on the test database with a fast retry policy (tests of the queue itself)."""
+    """An outbox on the test database with a fast retry policy (tests of the queue itself); the
+    counts must add up once the test is over, whatever it did."""
     db = Database(database_url)
     try:
         yield SqlOutbox(db.engine, retry=RetryPolicy(base=0.01, cap=0.05))
     finally:
         db.dispose()
+    assert_counts_add_up(database_url)
 
 
 @pytest.fixture
@@ -282,3 +307,4 @@ def stack(
         yield s
     finally:
         s.service.stop()
+    assert_counts_add_up(database_url)

@@ -129,3 +129,12 @@ def test_apple_down_then_recovers(stack: Stack) -> None:
         assert {r.token for r in sb.all_received()} == set(tokens)
         for d in deliveries:
             assert [r.apns_id for r in sb.received(d["token"])] == [d["apns_id"]]
+        # the counters add up to the recorded attempts (the worker adds them per batch)
+        text = snd.get("/metrics").text
+        delivered = 'pushrelay_deliveries_total{app="myapp",outcome="delivered",platform="ios",reason=""} '
+        assert f"{delivered}20.0" in text
+        retried_line = (
+            'pushrelay_delivery_retries_total{app="myapp",platform="ios",reason="ServiceUnavailable"} '
+        )
+        retries = float(text.split(retried_line, 1)[1].split()[0])
+        assert retries == sum(d["attempts"] - 1 for d in deliveries)

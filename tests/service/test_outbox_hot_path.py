@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from pushrelay.outcome import DeliveryResult, Outcome
 from pushrelay.queue import NotificationRequest, Recipients, SqlOutbox
@@ -173,3 +173,43 @@ def test_recording_reads_by_primary_key_however_many_are_in_flight(outbox: SqlOu
     assert completed == [nid]
     st = outbox.status(nid)
     assert st is not None and st.counts == {"total": 1200, "delivered": 1200}
+
+
+def test_a_claim_reads_its_rows_in_order(outbox: SqlOutbox) -> None:
+    """The claim reads due deliveries in the order it takes them and stops at its limit, with no
+    sort, whatever the planner believes of the table (a send's table is never analysed in time,
+    and this one is tiny). On PostgreSQL that is the partial index of claimable deliveries:
+    through the (state, next_attempt_at) index, or a sort of a bitmap scan, every due delivery was
+    read and sorted for each chunk, a cost that grew with the size of the send. SQLite reads the
+    (state, next_attempt_at) index one state after the other, each in order. The statements the
+    claim sent are replayed, in one transaction, with the last one explained, after telling
+    PostgreSQL that reading an index costs a thousand times what it does: what the claim sets
+    must still rule out the sort it then finds cheaper."""
+    nid = _enqueue(outbox)
+    outbox.claim_expansions("w1", limit=10, lease=30)
+    devices = [("ios", f"t{i}", None, None) for i in range(5)]
+    outbox.add_deliveries(nid, devices, cursor="5", worker_id="w1", lease=30)
+    sent: list[tuple[str, object]] = []
+
+    def keep(conn: object, cursor: object, statement: str, params: object, *_: object) -> None:
+        sent.append((statement, params))
+
+    event.listen(outbox.engine, "before_cursor_execute", keep)
+    try:
+        assert len(outbox.claim("w1", limit=2, lease=30)) == 2
+    finally:
+        event.remove(outbox.engine, "before_cursor_execute", keep)
+    *before, (claim, params) = [(st, p) for st, p in sent if st.lstrip().split()[0] in ("SET", "UPDATE")]
+    assert claim.lstrip().startswith("UPDATE outbox_deliveries SET state")
+    pg = outbox.engine.dialect.name == "postgresql"
+    with outbox.engine.begin() as conn:
+        if pg:
+            conn.exec_driver_sql("SET LOCAL random_page_cost = 4000")
+        for statement, p in before:
+            conn.exec_driver_sql(statement, p)  # type: ignore[arg-type]
+        rows = conn.exec_driver_sql(("EXPLAIN " if pg else "EXPLAIN QUERY PLAN ") + claim, params)  # type: ignore[arg-type]
+        plan = "\n".join(str(r[0] if pg else r[-1]) for r in rows)
+    if pg:
+        assert "ix_outbox_deliveries_claimable" in plan and "Sort" not in plan, plan
+    else:
+        assert "ix_outbox_deliveries_state_next" in plan, plan

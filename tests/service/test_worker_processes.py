@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pushrelay._exceptions import ConfigurationError
 from pushrelay.server.service import ServiceSettings
-from pushrelay.server.worker_processes import _Merged
+from pushrelay.server.worker_processes import WorkerProcesses, _Merged
 
 from .conftest import Stack, notification_state, post_to_tokens, wait_until
 
@@ -142,16 +145,38 @@ def test_out_of_range_settings_name_the_key(variable: str, value: str, key: str)
 
 
 def test_metrics_of_the_processes_merge() -> None:
-    """Counters add up; a gauge every process computes from the database is reported once."""
+    """Counters and per-process gauges add up; a gauge every process computes from the database
+    is reported once."""
     texts = []
-    for delivered, depth in ((3, 7), (4, 7)):
+    for delivered, depth, clients in ((3, 7, 2), (4, 7, 5)):
         reg = CollectorRegistry()
         c = Counter("t_deliveries", "d", ["app"], registry=reg)
         c.labels("a").inc(delivered)
-        Gauge("t_queue_depth", "q", registry=reg).set(depth)
+        Gauge("pushrelay_queue_depth", "q", registry=reg).set(depth)
+        Gauge("pushrelay_provider_clients", "c", registry=reg).set(clients)
         texts.append(generate_latest(reg).decode())
     families = [f for t in texts for f in text_string_to_metric_families(t)]
     merged = generate_latest(_Merged(families)).decode()
     assert 't_deliveries_total{app="a"} 7.0' in merged
-    assert "t_queue_depth 7.0" in merged
+    assert "pushrelay_queue_depth 7.0" in merged
+    assert "pushrelay_provider_clients 7.0" in merged
     assert merged.count("# TYPE t_deliveries_total counter") == 1
+
+
+def test_a_killed_serves_socket_folder_is_removed_by_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``kill -9`` of serve leaves its private folder behind; the next serve removes it, and only
+    folders of processes that no longer run."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f"pushrelay-workers-{dead.pid}-abc"
+    stale.mkdir()
+    (stale / "worker-0.sock").touch()
+    live = tmp_path / f"pushrelay-workers-{os.getpid()}-def"
+    live.mkdir()
+    procs = WorkerProcesses(1, ["true"])
+    assert not stale.exists()
+    assert live.exists() and procs.sockets[0].parent.exists()
+    assert procs.sockets[0].parent.name.startswith(f"pushrelay-workers-{os.getpid()}-")

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from ..queue.models import DeliveryRow, NotificationRow, utcnow
+from ..queue.models import CountRow, DeliveryRow, NotificationRow, utcnow
 from ..registry.devices import DevicePage, DeviceRegistry
 from ..registry.models import Device
 
@@ -23,7 +23,7 @@ __all__ = [
     "surfaces",
 ]
 
-N, D = NotificationRow, DeliveryRow
+N, D, C = NotificationRow, DeliveryRow, CountRow
 OPEN = ("pending", "in_flight", "paused")
 #: how many of the app's newest notifications "recent deliveries" of a device look through
 RECENT_NOTIFICATIONS = 200
@@ -62,19 +62,21 @@ def device_deliveries(engine: Engine, app: str, token: str, *, limit: int = 20) 
 
 
 def delivery_rates(engine: Engine, apps: Sequence[str]) -> dict[str, dict[str, int]]:
-    """Outcomes of the deliveries of each app's notifications accepted in the last hour, through
-    the ``(app, created_at)`` and ``(notification_id, state)`` indexes."""
+    """Outcomes of the deliveries of each app's notifications accepted in the last hour: the sums
+    of their counts (``outbox_counts``, through the ``(app, created_at)`` index), not a count of
+    every delivery."""
     since = utcnow() - timedelta(hours=1)
     q = (
-        select(N.app, func.coalesce(D.outcome, D.state), func.count())
-        .join(D, D.notification_id == N.id)
+        select(N.app, C.name, func.sum(C.n))
+        .join(C, C.notification_id == N.id)
         .where(N.app.in_(list(apps)), N.created_at >= since)
-        .group_by(N.app, func.coalesce(D.outcome, D.state))
+        .group_by(N.app, C.name)
+        .having(func.sum(C.n) != 0)
     )
     out: dict[str, dict[str, int]] = {a: {} for a in apps}
     with engine.connect() as conn:
-        for app, outcome, n in conn.execute(q):
-            out[app][str(outcome)] = int(n)
+        for app, name, n in conn.execute(q):
+            out[app][str(name)] = int(n)
     return out
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.expression import false
@@ -30,14 +31,19 @@ from ..db import Base
 from ..providers.models import ProviderTokenRow  # moved there; kept importable from here
 
 __all__ = [
+    "CLAIMABLE",
     "ApiKeyRow",
     "AppPauseRow",
+    "CountRow",
     "DeliveryRow",
     "NotificationRow",
     "ProviderTokenRow",
     "WorkerRow",
     "utcnow",
 ]
+
+# the states of ``queue.sql_base.OPEN``, as the predicate of the partial index of open deliveries
+OPEN_SQL = "state IN ('pending', 'in_flight', 'paused')"
 
 _BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
 
@@ -106,6 +112,11 @@ class NotificationRow(Base):
     )
 
 
+# The deliveries a claim may take, as literal SQL: the partial index below is usable only by a
+# statement that states its condition with the same constants (a bound parameter proves nothing).
+CLAIMABLE = "state IN ('pending', 'in_flight')"
+
+
 class DeliveryRow(Base):
     """One (notification, device) pair. ``apns_id`` is fixed at creation and reused on every
     attempt; ``next_attempt_at`` is the retry time while pending and the lease deadline while in
@@ -141,10 +152,45 @@ class DeliveryRow(Base):
     __table_args__ = (
         UniqueConstraint("notification_id", "token", name="uq_outbox_deliveries_notification_token"),
         Index("ix_outbox_deliveries_state_next", "state", "next_attempt_at"),
-        # "has this notification an open delivery left?" in one probe, after every recorded batch:
-        # through the (notification_id, token) index it was a scan over the done ones (0003)
-        Index("ix_outbox_deliveries_notification_state", "notification_id", "state"),
+        # "has this notification an open delivery left?" in one probe, after every recorded batch
+        # (0003). Open ones only (0011): its counts are kept apart (CountRow), so nothing reads
+        # the final ones through it, and recording a delivery final writes no entry in it
+        Index(
+            "ix_outbox_deliveries_notification_open",
+            "notification_id",
+            "state",
+            postgresql_where=text(OPEN_SQL),
+            sqlite_where=text(OPEN_SQL),
+        ),
+        # a claim's rows in the order it takes them, read until it has enough (0010). PostgreSQL
+        # only: SQLite reads the (state, next_attempt_at) index state by state, in order, already
+        Index("ix_outbox_deliveries_claimable", "next_attempt_at", postgresql_where=text(CLAIMABLE)).ddl_if(
+            dialect="postgresql"
+        ),
     )
+
+
+class CountRow(Base):
+    """A change in a notification's delivery counts: ``n`` deliveries more (or fewer) under
+    ``name``, the outcome of a final one or the state of the others (what its status reports). Its
+    status is the sum of its rows (0009).
+
+    Written by triggers on ``outbox_deliveries`` (see the migration), so no path that moves a
+    delivery can forget it. On PostgreSQL, one row per name per statement, insert-only: a counter
+    row updated by every recording transaction of every worker would be a row they all queue on.
+    The rows of a notification are folded into one per name when it completes (and while a large
+    one sends, by the sweep). SQLite runs one writer at a time: its trigger keeps one row per name."""
+
+    __tablename__ = "outbox_counts"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    notification_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("outbox_notifications.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(24))
+    n: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_outbox_counts_notification_name", "notification_id", "name"),)
 
 
 class AppPauseRow(Base):

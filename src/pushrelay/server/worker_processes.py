@@ -63,6 +63,36 @@ _KILL_AFTER = 15.0
 WAKE_EVERY = 0.05  # seconds: at most one wake-up per child in this time (see WorkerProcesses.wake)  # seconds after SIGTERM; the worker's own shutdown grace is 10 s
 
 
+_FOLDER_PREFIX = "pushrelay-workers-"
+
+
+def _sweep_stale_folders() -> None:
+    """Remove the socket folders of ``serve`` processes that died without cleaning up (``kill -9``,
+    OOM): ours (same owner), named after a pid that no longer runs. A folder of a live serve, or of
+    another user, is left alone; an old-style name without a pid too."""
+    base = Path(tempfile.gettempdir())
+    for folder in base.glob(f"{_FOLDER_PREFIX}*"):
+        pid_text = folder.name[len(_FOLDER_PREFIX) :].split("-", 1)[0]
+        try:
+            if not pid_text.isdigit() or folder.stat().st_uid != os.getuid() or _alive(int(pid_text)):
+                continue
+            for sock in folder.iterdir():
+                sock.unlink()
+            folder.rmdir()
+        except OSError:  # another serve sweeping at the same time, or not ours after all
+            continue
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
 class _Child:
     def __init__(self, index: int, sock: Path) -> None:
         self.index = index
@@ -82,7 +112,9 @@ class WorkerProcesses:
     def __init__(self, count: int, command: list[str], *, env: dict[str, str] | None = None) -> None:
         self.command = command
         self.env = dict(os.environ if env is None else env)
-        self._dir = Path(tempfile.mkdtemp(prefix="pushrelay-workers-"))  # 0700: only we can connect
+        _sweep_stale_folders()
+        # 0700: only we can connect; the pid in the name lets a later serve remove it after a kill -9
+        self._dir = Path(tempfile.mkdtemp(prefix=f"{_FOLDER_PREFIX}{os.getpid()}-"))
         self.children = [_Child(i, self._dir / f"worker-{i}.sock") for i in range(count)]
         self.restarts = 0
         self._stopping = False
@@ -265,12 +297,24 @@ def _scrape(sock: Path, timeout: float = 2.0) -> str | None:
         return None
 
 
+#: gauges every process reads from the database or the configuration: equal in all of them
+SHARED_GAUGES = frozenset(
+    {
+        "pushrelay_queue_depth",
+        "pushrelay_app_paused",
+        "pushrelay_webhook_events_pending",
+        "pushrelay_apns_certificate_expiry_timestamp_seconds",
+        "pushrelay_fourd_folders_watched",
+    }
+)
+
+
 class _Merged:
     """A collector over the families of several processes. Counters, histograms and summaries are
-    added up (``_created``: the earliest); a gauge takes the largest value: those every process
-    computes from the database (queue depth, paused apps, pending webhooks) are equal, and the
-    per-process ones (connections, requests in flight) live in one process each with a single
-    worker process (with several, the largest is reported, not the sum)."""
+    added up (``_created``: the earliest). So are gauges of what each process holds (provider
+    clients, APNs requests in flight and their limit, tokens minted): the service holds their sum.
+    A gauge that every process computes from the database (queue depth, paused apps, pending
+    webhooks, a certificate's expiry) would be counted once per process: it takes the largest."""
 
     def __init__(self, families: Iterable[Metric]) -> None:
         self.families = list(families)
@@ -289,7 +333,7 @@ class _Merged:
                     into[key] = s.value
                 elif s.name.endswith("_created"):
                     into[key] = min(into[key], s.value)
-                elif fam.type in ("gauge", "unknown", "info", "stateset"):
+                elif fam.name in SHARED_GAUGES or fam.type in ("unknown", "info", "stateset"):
                     into[key] = max(into[key], s.value)
                 else:
                     into[key] += s.value

@@ -620,6 +620,8 @@ class Worker:
         started: dict[int, float] = {}
         buffer: Results = []
         languages = await self._languages(app, group, notes)
+        latency = self.metrics.send_latency.labels(app, platform) if self.metrics is not None else None
+        clock = time.monotonic
 
         async def items() -> AsyncIterator[Item]:
             for c in group:
@@ -633,7 +635,7 @@ class Worker:
                     reason = f"cannot be rendered: {describe_error(exc)}"
                     buffer.append((c, DeliveryResult(c.token, Outcome.PAYLOAD_REJECTED, 0, reason)))
                     continue
-                started[c.id] = time.monotonic()
+                started[c.id] = clock()
                 yield (mine, c.token, c.id, c.apns_id)
 
         try:
@@ -641,8 +643,8 @@ class Worker:
                 c = by_id.pop(res.tag, None) if isinstance(res.tag, int) else None
                 if c is None:
                     continue
-                if self.metrics is not None and c.id in started:
-                    self.metrics.send_latency.labels(app, platform).observe(time.monotonic() - started[c.id])
+                if latency is not None and (t0 := started.get(c.id)) is not None:
+                    latency.observe(clock() - t0)
                 buffer.append((c, res))
                 if len(buffer) >= self.settings.record_every:
                     await self._record(buffer, sent_at)
@@ -715,17 +717,24 @@ class Worker:
         if recorded.lost:
             self._lease_lost(results, recorded.lost)
         dead: dict[str, list[tuple[ClaimedDelivery, DeliveryResult]]] = {}
+        # counted per label set, then added once each: a labels() lookup per result was most of
+        # the metrics' cost per delivery (the counters end with the same values)
+        tally: dict[tuple[str, str, Outcome, str], int] = {}
+        result = self.attempts.result
         for c, res in results:
-            self.attempts.result(c.app, c.platform, res)
-            if self.metrics is not None:
-                if res.outcome is Outcome.RETRY:
-                    self.metrics.retries.labels(c.app, c.platform, res.reason or str(res.status)).inc()
-                else:
-                    self.metrics.deliveries.labels(
-                        c.app, c.platform, res.outcome.value, res.reason or ""
-                    ).inc()
-            if res.outcome is Outcome.TOKEN_DEAD:
+            result(c.app, c.platform, res)
+            outcome = res.outcome
+            reason = res.reason or (str(res.status) if outcome is Outcome.RETRY else "")
+            key = (c.app, c.platform, outcome, reason)
+            tally[key] = tally.get(key, 0) + 1
+            if outcome is Outcome.TOKEN_DEAD:
                 dead.setdefault(c.app, []).append((c, res))
+        if self.metrics is not None:
+            for (app, platform, outcome, reason), n in tally.items():
+                if outcome is Outcome.RETRY:
+                    self.metrics.retries.labels(app, platform, reason).inc(n)
+                else:
+                    self.metrics.deliveries.labels(app, platform, outcome.value, reason).inc(n)
         for app, items in dead.items():
             await self._retire(app, items, sent_at)
         self._completed(recorded.completed)
