@@ -121,6 +121,19 @@ class ClaimedDelivery:
     attempts: int  # including the attempt about to be made
 
 
+@dataclass(slots=True)
+class Handoff:
+    """Leave to insert up to ``room`` of an expansion's new deliveries already leased to the worker
+    that expands them, for ``lease`` seconds, as :meth:`Outbox.claim` would lease them (in flight,
+    the attempt counted): no claim and no second row version for those. Only deliveries due now, of
+    an app that is not paused and not expired, are taken; the rest are inserted ``pending`` as
+    usual, for any worker to claim. ``taken`` is filled once the transaction has committed."""
+
+    room: int
+    lease: float
+    taken: list[ClaimedDelivery] = field(default_factory=list)
+
+
 @dataclass(frozen=True, slots=True)
 class Recorded:
     """What :meth:`Outbox.record` did: the notifications it completed, and how many results it
@@ -200,6 +213,7 @@ class Outbox(Protocol):
         worker_id: str,
         lease: float,
         schedule: Mapping[str, datetime] | None = None,
+        handoff: Handoff | None = None,
     ) -> int: ...
 
     def expand_many(
@@ -207,6 +221,7 @@ class Outbox(Protocol):
         worker_id: str,
         jobs: Sequence[tuple[str, Sequence[DeviceRef], list[str], list[str]]],
         schedules: Mapping[str, Mapping[str, datetime]] | None = None,
+        handoff: Handoff | None = None,
     ) -> list[str]: ...
 
     def finish_expansion(
@@ -248,6 +263,8 @@ class Outbox(Protocol):
     ) -> int: ...
 
     def forget_worker(self, worker_id: str) -> None: ...
+
+    def live_workers(self, within: float) -> int: ...
 
     def summaries(self, ids: Sequence[str]) -> list[NotificationStatus]: ...
 

@@ -31,13 +31,14 @@ from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .events import insert_events
-from .interface import DeliveryState, DeviceRef, NotificationState, NotificationStatus
+from .interface import ClaimedDelivery, DeliveryState, DeviceRef, NotificationState, NotificationStatus
 from .models import OPEN_SQL, AppPauseRow, CountRow, DeliveryRow, NotificationRow, utcnow
 from .policy import RetryPolicy
 
 __all__ = [
     "IS_OPEN",
     "OPEN",
+    "Leasing",
     "NewDeliveries",
     "SqlBase",
     "fold_counts",
@@ -89,6 +90,18 @@ _SQLITE_INSERT = (
     f"INSERT INTO outbox_deliveries ({', '.join(_ROW_TYPES)}, apns_id, attempts, created_at, "  # noqa: S608
     f"updated_at) VALUES ({', '.join('?' for _ in _ROW_TYPES)}, {_SQLITE_UUID}, 0, ?, ?) {_TAIL}"
 )
+# inserted leased (see SqlBase._insert_leased): in flight, the attempt counted as a claim counts it
+_SQLITE_INSERT_LEASED = (
+    f"INSERT INTO outbox_deliveries ({', '.join(_ROW_TYPES)}, apns_id, attempts, created_at, "  # noqa: S608
+    f"updated_at, lease_owner) VALUES ({', '.join('?' for _ in _ROW_TYPES)}, {_SQLITE_UUID}, 1, ?, ?, ?) "
+    f"{_TAIL}"
+)
+# what a claim returns (ClaimedDelivery's fields but the attempt, 1 here)
+_CLAIMED = "id, notification_id, app, platform, environment, token, apns_id"
+_SQLITE_LEASED_SINCE = (
+    f"SELECT {_CLAIMED} FROM outbox_deliveries WHERE id > ? AND lease_owner = ? "  # noqa: S608
+    "AND state = 'in_flight' ORDER BY id"
+)
 
 
 def sqlite_time(value: datetime) -> Any:
@@ -99,20 +112,33 @@ _SQLITE_TIME_BIND = DateTime().bind_processor(sqlite_dialect())
 
 
 @lru_cache(maxsize=64)
-def _pg_insert_sql(arrays: frozenset[str]) -> str:
+def _pg_insert_sql(arrays: frozenset[str], leased: bool = False) -> str:
     """``INSERT ... SELECT FROM unnest(arrays)``: one array per column whose value differs between
     rows, in binary (``%b``: psycopg's text array dumper cost ~1.3 us an element, ten times the
     binary one), one parameter for each column the same for all rows. A short statement whatever
-    the number of rows, and a handful of texts for psycopg to prepare."""
+    the number of rows, and a handful of texts for psycopg to prepare. ``leased``: the rows are
+    in flight with ``%(owner)s``, their first attempt counted, and what a claim returns comes back."""
     names = [c for c in _ROW_TYPES if c in arrays]
     values = [f"u.{c}" if c in arrays else f"CAST(%({c})s AS {t})" for c, t in _ROW_TYPES.items()]
     unnest = ", ".join(f"%({c})b::{_ROW_TYPES[c]}[]" for c in names)
+    lease_col, lease_val, returning = (", lease_owner", ", %(owner)s", _CLAIMED) if leased else ("", "", "id")
     return (
         # built from the constant table above only: no outside text reaches this statement
         f"INSERT INTO outbox_deliveries ({', '.join(_ROW_TYPES)}, apns_id, attempts, created_at, "  # noqa: S608
-        f"updated_at) SELECT {', '.join(values)}, {_PG_UUID}, 0, %(now)s, %(now)s "
-        f"FROM unnest({unnest}) AS u({', '.join(names)}) {_TAIL} RETURNING id"
+        f"updated_at{lease_col}) SELECT {', '.join(values)}, {_PG_UUID}, {int(leased)}, %(now)s, "
+        f"%(now)s{lease_val} FROM unnest({unnest}) AS u({', '.join(names)}) {_TAIL} RETURNING {returning}"
     )
+
+
+class Leasing:
+    """The part of an expansion inserted already leased to ``owner`` (see :class:`Handoff`):
+    at most ``room`` rows, due now, of an app not paused, in flight until ``until``."""
+
+    def __init__(self, owner: str, room: int, until: datetime) -> None:
+        self.owner = owner
+        self.room = room
+        self.until = until
+        self.rows = NewDeliveries()
 
 
 class NewDeliveries:
@@ -310,34 +336,59 @@ class SqlBase:
         paused: bool,
         schedule: Mapping[str, datetime] | None = None,
         now: datetime,
+        leasing: Leasing | None = None,
     ) -> None:
         """One row per device, added to ``into``. Each gets its ``apns_id`` on insert, once, so
         that every attempt, before and after a crash, carries the same one. A delivery in
         ``schedule`` waits until its time (``next_attempt_at``, which is what claims look at); one
         whose time is past the expiry waits for the expiry instead, and ends ``expired`` saying
-        why."""
+        why. With ``leasing``, the first deliveries a claim could take now (due, app not paused,
+        not expired) go to ``leasing.rows`` instead, as many as it has room for."""
         if not devices:
             return
-        platforms, tokens, environments, emails = (list(col) for col in zip(*devices, strict=True))
-        values: dict[str, Any] = {
-            "notification_id": notification_id,
-            "app": app,
-            "platform": platforms,
-            "token": tokens,
-            "environment": environments,
-            "email": emails,
-            "state": (DeliveryState.PAUSED if paused else DeliveryState.PENDING).value,
-            "next_attempt_at": now,
-            "expires_at": expires_at,
-            "scheduled_for": None,
-            "reason": None,
-        }
+        if leasing is not None and leasing.room > 0 and not paused and expires_at > now:
+            due = [d for d in devices if schedule is None or d[1] not in schedule][: leasing.room]
+            if due:
+                leasing.room -= len(due)
+                in_flight = self._columns(notification_id, app, expires_at, due, DeliveryState.IN_FLIGHT)
+                leasing.rows.add({**in_flight, "next_attempt_at": leasing.until}, len(due))
+                if len(due) == len(devices):
+                    return
+                taken = {d[1] for d in due}
+                devices = [d for d in devices if d[1] not in taken]
+        state = DeliveryState.PAUSED if paused else DeliveryState.PENDING
+        values = self._columns(notification_id, app, expires_at, devices, state)
+        values["next_attempt_at"] = now
+        tokens = values["token"]
         if schedule:
             timings = [self._timing(schedule.get(token), now, expires_at) for token in tokens]
             values["next_attempt_at"], values["scheduled_for"], values["reason"] = (
                 list(col) for col in zip(*timings, strict=True)
             )
         into.add(values, len(tokens))
+
+    @staticmethod
+    def _columns(
+        notification_id: str,
+        app: str,
+        expires_at: datetime,
+        devices: Sequence[DeviceRef],
+        state: DeliveryState,
+    ) -> dict[str, Any]:
+        platforms, tokens, environments, emails = (list(col) for col in zip(*devices, strict=True))
+        return {
+            "notification_id": notification_id,
+            "app": app,
+            "platform": platforms,
+            "token": tokens,
+            "environment": environments,
+            "email": emails,
+            "state": state.value,
+            "next_attempt_at": None,
+            "expires_at": expires_at,
+            "scheduled_for": None,
+            "reason": None,
+        }
 
     @staticmethod
     def _timing(
@@ -375,6 +426,37 @@ class SqlBase:
                 _SQLITE_INSERT, [(*row, stamp, stamp) for row in zip(*cols, strict=True)]
             ).rowcount
         )
+
+    def _insert_leased(self, conn: Connection, leasing: Leasing, now: datetime) -> list[ClaimedDelivery]:
+        """Insert ``leasing.rows`` in flight with their owner, and return them as a claim would
+        (its first attempt, in id order). A token already there for its notification (an
+        expansion resumed after a crash) is skipped, as in :meth:`_insert_rows`: whoever holds
+        that row sends it."""
+        rows = leasing.rows
+        if not rows.size:
+            return []
+        if self._pg:
+            arrays, params = rows.pg_params()
+            got = conn.exec_driver_sql(
+                _pg_insert_sql(arrays, leased=True), {**params, "now": now, "owner": leasing.owner}
+            ).all()
+        else:
+            # executemany returns no rows: the ones just added are those after the largest id
+            # (an INTEGER PRIMARY KEY grows; SQLite has one writer, and this transaction is it)
+            since = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM outbox_deliveries").scalar()
+            cols = [
+                rows.per_row(name, sqlite_time if _ROW_TYPES[name] == "timestamp" else None)
+                for name in _ROW_TYPES
+            ]
+            stamp = sqlite_time(now)
+            conn.exec_driver_sql(
+                _SQLITE_INSERT_LEASED,
+                [(*row, stamp, stamp, leasing.owner) for row in zip(*cols, strict=True)],
+            )
+            got = conn.exec_driver_sql(_SQLITE_LEASED_SINCE, (since, leasing.owner)).all()
+        out = [ClaimedDelivery(r[0], r[1], r[2], r[3], r[4], r[5], r[6], 1) for r in got]
+        out.sort(key=lambda c: c.id)
+        return out
 
     def _complete(self, conn: Connection, ids: Sequence[str]) -> list[str]:
         """Mark completed those of ``ids`` that are sending and have no open delivery left; their

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, bindparam, select, update
 
 from .errors import describe_error
-from .interface import DeviceRef, ExpansionJob, NotificationState, Recipients
+from .interface import ClaimedDelivery, DeviceRef, ExpansionJob, Handoff, NotificationState, Recipients
 from .models import utcnow
-from .sql_base import N, NewDeliveries, SqlBase, lease_rows
+from .sql_base import Leasing, N, NewDeliveries, SqlBase, lease_rows
 from .wakeup import notify_work
 
 __all__ = ["OutboxExpansion"]
@@ -116,10 +116,12 @@ class OutboxExpansion(SqlBase):
         worker_id: str,
         lease: float,
         schedule: Mapping[str, datetime] | None = None,
+        handoff: Handoff | None = None,
     ) -> int:
         """Insert deliveries and move the cursor, in one transaction, while we still hold the
         expansion lease. Returns -1 when the lease was lost (cancelled or taken over): the caller
-        must stop expanding.
+        must stop expanding. With ``handoff``, up to its room of them are inserted leased to
+        ``worker_id`` and listed in its ``taken`` (see :class:`Handoff`).
 
         The notification row is updated (cursor, lease) last, not first: an ``UPDATE`` locks it
         until commit, and the workers recording this notification's first deliveries meanwhile
@@ -131,6 +133,8 @@ class OutboxExpansion(SqlBase):
             N.lease_owner == worker_id,
             N.state == NotificationState.EXPANDING.value,
         )
+        leasing = self._leasing(worker_id, handoff, now)
+        taken: list[ClaimedDelivery] = []
         try:
             with self._tx() as conn:
                 row = conn.execute(select(N.app, N.expires_at).where(*mine)).first()
@@ -149,8 +153,11 @@ class OutboxExpansion(SqlBase):
                         paused=paused,
                         schedule=schedule,
                         now=now,
+                        leasing=leasing,
                     )
                     added = self._insert_rows(conn, rows, now)
+                    if leasing is not None:
+                        taken = self._insert_leased(conn, leasing, now)
                 moved = conn.execute(
                     update(N).where(*mine).values(cursor=cursor, due_at=now + timedelta(seconds=lease))
                 ).rowcount
@@ -158,60 +165,87 @@ class OutboxExpansion(SqlBase):
                     raise _LeaseLost
                 if added and not paused:
                     notify_work(conn)  # other workers start sending while we expand the next chunk
-                return added
         except _LeaseLost:  # cancelled or taken over since the first statement: nothing is kept
             return -1
+        if handoff is not None:  # committed: ours to send
+            handoff.taken = taken
+        return added + len(taken)
+
+    @staticmethod
+    def _leasing(worker_id: str, handoff: Handoff | None, now: datetime) -> Leasing | None:
+        if handoff is None or handoff.room <= 0:
+            return None
+        return Leasing(worker_id, handoff.room, now + timedelta(seconds=handoff.lease))
 
     def expand_many(
         self,
         worker_id: str,
         jobs: Sequence[tuple[str, Sequence[DeviceRef], list[str], list[str]]],
         schedules: Mapping[str, Mapping[str, datetime]] | None = None,
+        handoff: Handoff | None = None,
     ) -> list[str]:
         """Resolve several small notifications at once: ``(id, devices, warnings, errors)`` each.
 
         One transaction for the lot (inserting their deliveries and marking them sending) instead of
         a few per notification: with many single-recipient sends the expansion would otherwise be
         the bottleneck. Jobs whose lease we lost are skipped. Returns the notifications completed
-        right away (no device)."""
+        right away (no device). ``handoff``: as for :meth:`add_deliveries`."""
         with self._tx() as conn:
-            mine = {
-                r.id: r
-                for r in conn.execute(
-                    select(N.id, N.app, N.expires_at).where(
-                        N.id.in_([j[0] for j in jobs]),
-                        N.lease_owner == worker_id,
-                        N.state == NotificationState.EXPANDING.value,
-                    )
+            done, taken = self._expand_many(conn, worker_id, jobs, schedules, handoff)
+        if handoff is not None:  # committed: ours to send
+            handoff.taken = taken
+        return done
+
+    def _expand_many(
+        self,
+        conn: Connection,
+        worker_id: str,
+        jobs: Sequence[tuple[str, Sequence[DeviceRef], list[str], list[str]]],
+        schedules: Mapping[str, Mapping[str, datetime]] | None,
+        handoff: Handoff | None,
+    ) -> tuple[list[str], list[ClaimedDelivery]]:
+        mine = {
+            r.id: r
+            for r in conn.execute(
+                select(N.id, N.app, N.expires_at).where(
+                    N.id.in_([j[0] for j in jobs]),
+                    N.lease_owner == worker_id,
+                    N.state == NotificationState.EXPANDING.value,
                 )
-            }
-            paused = self._paused(conn)
-            now = utcnow()
-            rows = NewDeliveries()
-            for nid, devices, _w, _e in jobs:
-                if (meta := mine.get(nid)) is not None:
-                    self._new_deliveries(
-                        rows,
-                        nid,
-                        meta.app,
-                        meta.expires_at,
-                        devices,
-                        paused=meta.app in paused,
-                        schedule=(schedules or {}).get(nid),
-                        now=now,
-                    )
-            if self._insert_rows(conn, rows, now) and {m.app for m in mine.values()} - paused:
-                notify_work(conn)
-            # one executemany for the lot (psycopg pipelines it), not a statement per notification
-            # in id order, the order in which ``_complete`` locks notification rows
-            marks = [
-                {"b_id": nid, "b_w": w, "b_e": e}
-                for nid, _d, w, e in sorted(jobs, key=lambda j: j[0])
-                if nid in mine
-            ]
-            if marks:
-                conn.execute(_MARK_SENDING, marks)
-            return self._complete(conn, [nid for nid, devices, _w, _e in jobs if nid in mine and not devices])
+            )
+        }
+        paused = self._paused(conn)
+        now = utcnow()
+        leasing = self._leasing(worker_id, handoff, now)
+        rows = NewDeliveries()
+        for nid, devices, _w, _e in jobs:
+            if (meta := mine.get(nid)) is not None:
+                self._new_deliveries(
+                    rows,
+                    nid,
+                    meta.app,
+                    meta.expires_at,
+                    devices,
+                    paused=meta.app in paused,
+                    schedule=(schedules or {}).get(nid),
+                    now=now,
+                    leasing=leasing,
+                )
+        if self._insert_rows(conn, rows, now) and {m.app for m in mine.values()} - paused:
+            notify_work(conn)  # only for rows left pending: the leased ones are ours already
+        taken = self._insert_leased(conn, leasing, now) if leasing is not None else []
+        # one executemany for the lot (psycopg pipelines it), not a statement per notification
+        # in id order, the order in which ``_complete`` locks notification rows
+        marks = [
+            {"b_id": nid, "b_w": w, "b_e": e}
+            for nid, _d, w, e in sorted(jobs, key=lambda j: j[0])
+            if nid in mine
+        ]
+        if marks:
+            conn.execute(_MARK_SENDING, marks)
+        return self._complete(
+            conn, [nid for nid, devices, _w, _e in jobs if nid in mine and not devices]
+        ), taken
 
     def finish_expansion(self, notification_id: str, *, warnings: list[str], errors: list[str]) -> list[str]:
         """Mark the recipients resolved; returns ``[id]`` when that already completes it (no

@@ -102,12 +102,13 @@ def _existing(session: Session, keys: set[Key]) -> dict[Key, dict[str, Any]]:
 _WRITTEN = tuple(c.name for c in _TABLE.columns if c.name != "id")
 
 
-def _pg_upsert_sql(update: bool) -> sa.TextClause:
+def _pg_upsert_sql(update: bool) -> str:
     """INSERT … SELECT FROM unnest(one array per column): a statement of fixed text and 20
     parameters whatever the number of rows (multi-row VALUES has 20 per row, each parsed by
-    psycopg in Python)."""
+    psycopg in Python). The arrays go in binary (``%(name)b``), as the outbox's rows do: psycopg's
+    text array dumper costs ~1.3 µs an element, ten times the binary one, and a device has 20."""
     pg = postgresql.dialect()  # type: ignore[no-untyped-call]
-    arrays = ", ".join(f"CAST(:{name} AS {_TABLE.c[name].type.compile(dialect=pg)}[])" for name in _WRITTEN)
+    arrays = ", ".join(f"%({name})b::{_TABLE.c[name].type.compile(dialect=pg)}[]" for name in _WRITTEN)
     if update:
         sets = ", ".join(f"{name} = EXCLUDED.{name}" for name in _UPDATED)
         conflict = f"DO UPDATE SET {sets} WHERE devices.last_seen_at <= EXCLUDED.last_seen_at"
@@ -115,7 +116,7 @@ def _pg_upsert_sql(update: bool) -> sa.TextClause:
         conflict = "DO NOTHING"
     columns = ", ".join(_WRITTEN)
     sql = f"INSERT INTO devices ({columns}) SELECT * FROM unnest({arrays}) ON CONFLICT (app, token_hash) "  # noqa: S608
-    return sa.text(sql + f"{conflict} RETURNING id, app, token_hash")
+    return sql + f"{conflict} RETURNING id, app, token_hash"
 
 
 _PG_INSERT = _pg_upsert_sql(update=False)
@@ -126,7 +127,7 @@ def _write(session: Session, rows: list[dict[str, Any]], *, update: bool) -> lis
     """Write ``rows``; the ``(id, app, token_hash)`` of those written."""
     if _is_pg(session):
         columns = {name: [r[name] for r in rows] for name in _WRITTEN}
-        return list(session.execute(_PG_UPSERT if update else _PG_INSERT, columns).all())
+        return list(session.connection().exec_driver_sql(_PG_UPSERT if update else _PG_INSERT, columns).all())
     ins = sqlite.insert(_TABLE)
     if update:
         stmt = ins.on_conflict_do_update(

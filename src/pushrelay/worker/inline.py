@@ -100,7 +100,8 @@ class InlineWorker(Worker):
             )
             if jobs:
                 await self._expand_jobs(jobs)
-            claimed = await asyncio.to_thread(
+            # what the expansion inserted leased to us first (see Worker._handoff), then a claim
+            claimed = self._next_handed() or await asyncio.to_thread(
                 self.outbox.claim,
                 self.id,
                 limit=self.settings.chunk,

@@ -21,8 +21,10 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,7 +38,7 @@ from ..outcome import DeliveryResult, Outcome
 from ..providers.base import AppProviderPool, Item, UnknownTarget, for_device
 from ..providers.state import Deferrals, deferral_for
 from ..queue.errors import describe_error, is_transient
-from ..queue.interface import ClaimedDelivery, DeviceRef, ExpansionJob, Outbox, Recorded
+from ..queue.interface import ClaimedDelivery, DeviceRef, ExpansionJob, Handoff, Outbox, Recorded
 from ..queue.models import utcnow
 from ..queue.wakeup import WorkListener
 from ..webhooks.dispatcher import WebhookDispatcher
@@ -115,6 +117,12 @@ class Worker:
         # the work in progress, whose leases the heartbeat renews (see _heartbeat_loop)
         self._held: set[int] = set()
         self._expanding: set[str] = set()
+        # Deliveries the expansion inserted already leased to us (no claim), in chunks waiting for
+        # a delivery loop: written by the expansion's thread, taken by the loops (see _handoff)
+        self._handed: deque[list[ClaimedDelivery]] = deque()
+        self._handed_rows = 0
+        self._handed_cond = threading.Condition()
+        self._delivering = False  # the delivery loops run (run()): the expansion may wait for them
         self.attempts = AttemptLog(log, window=self.settings.report_window)
         self._overdue_said = -float("inf")
         self.recorded = 0  # attempts whose outcome this worker recorded (its share, with others)
@@ -135,7 +143,10 @@ class Worker:
         """Work until ``stop`` is set, then shut down gracefully (see module docstring)."""
         self._loop = asyncio.get_running_loop()
         self._stop_event = stop
+        self._delivering = True
         event(log, logging.INFO, "worker.started", worker=self.id, concurrency=self.settings.concurrency)
+        # listed alive before it leases anything (an expansion inserts rows leased to it at once)
+        await self._beat()
         tasks = [
             asyncio.create_task(self._deliver_loop(i), name=f"deliver-{i}")
             for i in range(self.settings.concurrency)
@@ -153,6 +164,8 @@ class Worker:
         finally:
             self._stopping = True
             self._ring()
+            with self._handed_cond:  # an expansion waiting for room stops waiting
+                self._handed_cond.notify_all()
             # loops finish the chunk they hold, then return; what is still running after the grace
             # period is cancelled and its leases are released for another worker
             _done, pending = await asyncio.wait(tasks, timeout=self.settings.shutdown_grace)
@@ -185,6 +198,8 @@ class Worker:
 
     async def _beat(self) -> None:
         held, expanding = set(self._held), set(self._expanding)  # copied on the loop's thread
+        with self._handed_cond:  # leased at insert, waiting for a loop: ours as much
+            held.update(c.id for chunk in self._handed for c in chunk)
         try:
             await asyncio.to_thread(
                 self.outbox.heartbeat,
@@ -288,20 +303,38 @@ class Worker:
 
     def _expand(self, job: ExpansionJob) -> list[str]:
         exp = self.audience.expand(job, chunk=self.settings.expand_chunk)
-        total = 0
+        total, before = 0, job.cursor
         for devices, cursor in exp.chunks:
-            n = self.outbox.add_deliveries(
-                job.notification_id,
-                devices,
-                cursor=cursor,
-                worker_id=self.id,
-                lease=self.settings.lease,
-                schedule=self._schedule(job, devices),
-            )
-            if n < 0:  # cancelled, or our lease went to another worker
-                return []
-            total += n
-            self.wake()
+            schedule = self._schedule(job, devices)
+            rest = devices
+            while True:
+                # as much as our loops have room for, leased; when they have room for some but not
+                # all of the chunk, that much first and the rest once they have room again. The
+                # cursor moves with the last part only: a crash in between reads the chunk again
+                # (what is already there is skipped)
+                handoff = self._handoff(len(rest))
+                part = rest
+                if handoff is not None and min(len(rest), self.settings.chunk) <= handoff.room < len(rest):
+                    part = rest[: handoff.room]
+                last = len(part) == len(rest)
+                n = self.outbox.add_deliveries(
+                    job.notification_id,
+                    part,
+                    cursor=cursor if last else before,
+                    worker_id=self.id,
+                    lease=self.settings.lease,
+                    schedule=schedule,
+                    handoff=handoff,
+                )
+                if n < 0:  # cancelled, or our lease went to another worker
+                    return []
+                total += n
+                self._hand_over(handoff)
+                self.wake()
+                if last:
+                    break
+                rest = rest[len(part) :]
+            before = cursor
         done = self.outbox.finish_expansion(job.notification_id, warnings=exp.warnings, errors=exp.errors)
         event(
             log,
@@ -328,10 +361,78 @@ class Worker:
             schedule = self._schedule(job, devices)
             if schedule:
                 schedules[job.notification_id] = schedule
-        done = self.outbox.expand_many(self.id, batch, schedules or None)
+        handoff = self._handoff(sum(len(devices) for _nid, devices, _w, _e in batch))
+        done = self.outbox.expand_many(self.id, batch, schedules or None, handoff=handoff)
+        self._hand_over(handoff)
         self.wake()
         event(log, logging.DEBUG, "notifications.expanded", count=len(batch))
         return done
+
+    def _handoff(self, wanted: int) -> Handoff | None:
+        """How many of the ``wanted`` deliveries the expansion (in its thread) inserts leased to us,
+        handed straight to the delivery loops: that saves a claim, a second row version of each.
+
+        At most the loops' free capacity (``concurrency x chunk`` less what they hold or have been
+        handed), so that what a worker holds is never more than with claims: no delivery waits
+        here behind a busy loop, out of other workers' reach. The rest is inserted ``pending``, for
+        any worker to claim. While no other worker is alive, the expansion first waits (a while at
+        most) for room for a chunk: inserting ahead of our own sending would only make rows that we
+        claim later. With other workers it does not wait: what it cannot hand over is their share."""
+        if wanted <= 0:
+            return None
+        need = min(wanted, self.settings.chunk)
+
+        def enough() -> bool:
+            return self._room() >= need or self._stopping
+
+        # a while at most: a stuck provider must not hold up the expansion for good; and asking
+        # again every half second whether we are alone, so that a worker started meanwhile gets
+        # its share at once
+        deadline = time.monotonic() + self.settings.lease / 10
+        while (
+            self._delivering and not enough() and (left := deadline - time.monotonic()) > 0 and self._alone()
+        ):
+            with self._handed_cond:
+                self._handed_cond.wait_for(enough, min(left, 0.5))
+        if self._stopping:
+            return None
+        return Handoff(max(0, self._room()), self.settings.lease)
+
+    def _room(self) -> int:
+        """Deliveries the loops could take now (read from the expansion's thread: a glance)."""
+        return self.settings.concurrency * self.settings.chunk - len(self._held) - self._handed_rows
+
+    def _alone(self) -> bool:
+        """No other worker has beaten its heart within a lease (so none would claim our rows)."""
+        try:
+            return self.outbox.live_workers(self.settings.lease) <= 1
+        except Exception as exc:  # the insert that follows will say more: do not wait
+            event(log, logging.DEBUG, "worker.live_workers_failed", error=repr(exc))
+            return False
+
+    def _hand_over(self, handoff: Handoff | None) -> None:
+        """Queue what the expansion inserted leased to us, in chunks, for the delivery loops."""
+        if handoff is None or not handoff.taken:
+            return
+        size = self.settings.chunk
+        with self._handed_cond:
+            for i in range(0, len(handoff.taken), size):
+                self._handed.append(handoff.taken[i : i + size])
+            self._handed_rows += len(handoff.taken)
+
+    def _next_handed(self) -> list[ClaimedDelivery]:
+        """A chunk the expansion leased to us, or ``[]``: it goes before any claim."""
+        with self._handed_cond:
+            if not self._handed:
+                return []
+            chunk = self._handed.popleft()
+            self._handed_rows -= len(chunk)
+            return chunk
+
+    def _room_freed(self) -> None:
+        """A loop is done with its chunk: an expansion waiting for room may go on."""
+        with self._handed_cond:
+            self._handed_cond.notify_all()
 
     def _schedule(self, job: ExpansionJob, devices: list[DeviceRef]) -> dict[str, datetime] | None:
         """``{token: when}`` for the devices that must wait for their local time: the job's
@@ -409,20 +510,25 @@ class Worker:
 
     # -- delivery ------------------------------------------------------------------------------
     async def _deliver_loop(self, index: int) -> None:
-        while not self._stopping:
+        while True:
             rung = self._rung
-            try:
-                claimed = await asyncio.to_thread(
-                    self.outbox.claim, self.id, limit=self.settings.chunk, lease=self.settings.lease
-                )
-            except Exception as exc:
-                event(log, logging.ERROR, "worker.claim_failed", worker=self.id, error=repr(exc))
-                await asyncio.sleep(1.0)
-                continue
+            # what the expansion leased to us first; at shutdown too: it is ours already
+            claimed = self._next_handed()
+            if self._stopping and not claimed:
+                break
+            if not claimed:
+                try:
+                    claimed = await asyncio.to_thread(
+                        self.outbox.claim, self.id, limit=self.settings.chunk, lease=self.settings.lease
+                    )
+                except Exception as exc:
+                    event(log, logging.ERROR, "worker.claim_failed", worker=self.id, error=repr(exc))
+                    await asyncio.sleep(1.0)
+                    continue
             if not claimed:
                 await self._idle(rung)
                 continue
-            if len(claimed) == self.settings.chunk:
+            if len(claimed) == self.settings.chunk or self._handed:
                 self._ring()  # more is waiting: let an idle sibling loop claim too
             try:
                 await self._deliver(claimed, datetime.now(UTC))
@@ -440,6 +546,7 @@ class Worker:
             await self._deliver_chunk(claimed, sent_at)
         finally:
             self._held -= ids
+            self._room_freed()
 
     async def _notifications(self, ids: set[str]) -> dict[str, Notification | NotificationError]:
         missing = [i for i in ids if i not in self._payloads]
