@@ -24,7 +24,7 @@ from pushrelay.queue import NotificationRequest, Recipients, SqlOutbox
 from pushrelay.queue.models import DeliveryRow, utcnow
 from pushrelay.sandbox import ApnsSandbox
 
-from .conftest import Stack, wait_until
+from .conftest import Stack, assert_counts_add_up, wait_until
 from .test_completion_race import _race, _Second
 
 pytestmark = pytest.mark.postgres
@@ -92,6 +92,7 @@ def test_two_worker_processes_attempt_each_delivery_once(
         finally:
             db.dispose()
         assert attempts == {1: DEVICES}  # no delivery was claimed twice
+        assert_counts_add_up(pg_url)  # two workers' deltas, none lost or doubled
     finally:
         for w in workers:
             w.terminate()

@@ -62,17 +62,26 @@ def device_deliveries(engine: Engine, app: str, token: str, *, limit: int = 20) 
 
 
 def delivery_rates(engine: Engine, apps: Sequence[str]) -> dict[str, dict[str, int]]:
-    """Outcomes of the deliveries of each app's notifications accepted in the last hour: the sums
-    of their counts (``outbox_counts``, through the ``(app, created_at)`` index), not a count of
-    every delivery."""
+    """Outcomes of the deliveries of each app's notifications accepted in the last hour, through
+    the ``(app, created_at)`` index: on PostgreSQL the sums of their counts (``outbox_counts``),
+    on SQLite a count of their deliveries (it keeps no counts)."""
     since = utcnow() - timedelta(hours=1)
-    q = (
-        select(N.app, C.name, func.sum(C.n))
-        .join(C, C.notification_id == N.id)
-        .where(N.app.in_(list(apps)), N.created_at >= since)
-        .group_by(N.app, C.name)
-        .having(func.sum(C.n) != 0)
-    )
+    recent = [N.app.in_(list(apps)), N.created_at >= since]
+    if engine.dialect.name == "postgresql":
+        q = (
+            select(N.app, C.name, func.sum(C.n))
+            .join(C, C.notification_id == N.id)
+            .where(*recent)
+            .group_by(N.app, C.name)
+            .having(func.sum(C.n) != 0)
+        )
+    else:
+        q = (
+            select(N.app, func.coalesce(D.outcome, D.state), func.count())
+            .join(D, D.notification_id == N.id)
+            .where(*recent)
+            .group_by(N.app, func.coalesce(D.outcome, D.state))
+        )
     out: dict[str, dict[str, int]] = {a: {} for a in apps}
     with engine.connect() as conn:
         for app, name, n in conn.execute(q):

@@ -153,15 +153,16 @@ class DeliveryRow(Base):
         UniqueConstraint("notification_id", "token", name="uq_outbox_deliveries_notification_token"),
         Index("ix_outbox_deliveries_state_next", "state", "next_attempt_at"),
         # "has this notification an open delivery left?" in one probe, after every recorded batch
-        # (0003). Open ones only (0011): its counts are kept apart (CountRow), so nothing reads
-        # the final ones through it, and recording a delivery final writes no entry in it
+        # (0003). On PostgreSQL open ones only (0011): its counts are kept apart (CountRow), so
+        # nothing reads the final ones through it, and recording a delivery final writes no entry
+        # SQLite keeps the whole index: its status reads count through it
         Index(
             "ix_outbox_deliveries_notification_open",
             "notification_id",
             "state",
             postgresql_where=text(OPEN_SQL),
-            sqlite_where=text(OPEN_SQL),
-        ),
+        ).ddl_if(dialect="postgresql"),
+        Index("ix_outbox_deliveries_notification_state", "notification_id", "state").ddl_if(dialect="sqlite"),
         # a claim's rows in the order it takes them, read until it has enough (0010). PostgreSQL
         # only: SQLite reads the (state, next_attempt_at) index state by state, in order, already
         Index("ix_outbox_deliveries_claimable", "next_attempt_at", postgresql_where=text(CLAIMABLE)).ddl_if(
@@ -173,13 +174,13 @@ class DeliveryRow(Base):
 class CountRow(Base):
     """A change in a notification's delivery counts: ``n`` deliveries more (or fewer) under
     ``name``, the outcome of a final one or the state of the others (what its status reports). Its
-    status is the sum of its rows (0009).
+    status is the sum of its rows (0009). PostgreSQL only: SQLite counts the deliveries (0011).
 
-    Written by triggers on ``outbox_deliveries`` (see the migration), so no path that moves a
-    delivery can forget it. On PostgreSQL, one row per name per statement, insert-only: a counter
-    row updated by every recording transaction of every worker would be a row they all queue on.
-    The rows of a notification are folded into one per name when it completes (and while a large
-    one sends, by the sweep). SQLite runs one writer at a time: its trigger keeps one row per name."""
+    Written by statement triggers on ``outbox_deliveries`` (see 0009), so no path that moves a
+    delivery can forget it: one row per name per statement, insert-only, as a counter row updated
+    by every recording transaction of every worker would be a row they all queue on. The rows of a
+    notification are folded into one per name when it completes (and while a large one sends, by
+    the sweep)."""
 
     __tablename__ = "outbox_counts"
 
