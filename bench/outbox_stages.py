@@ -6,6 +6,9 @@ Registers N devices, then drives the outbox and the worker's audience the way a 
 ``stream`` (the expansion reads the registry), ``insert`` (it writes the delivery rows, 1,000 a
 transaction), ``claim`` (500 at a time), ``record`` (200 ``delivered`` answers at a time, the last
 batch completes the notification), and ``status`` (one status read with its counts, in µs a read).
+Then the same send again the way a lone worker's expansion does it now, handing its rows to its
+own loops (``Handoff``): ``insert_leased`` (inserted in flight, no claim) and ``record_leased``.
+``--leased-first``: that path first, on the empty table (the second send finds the first's rows).
 
 Each figure is the CPU time of this (single) thread per delivery, in µs: SQLite's own work is in it,
 PostgreSQL's is reported apart (``*_pg``: the CPU of the database's server processes for this
@@ -28,7 +31,7 @@ from typing import Any
 from pushrelay.config import config_from_dict
 from pushrelay.db import Database
 from pushrelay.outcome import DeliveryResult, Outcome
-from pushrelay.queue import NotificationRequest, Recipients, SqlOutbox
+from pushrelay.queue import Handoff, NotificationRequest, Recipients, SqlOutbox
 from pushrelay.registry import DeviceRegistry
 from pushrelay.registry.devices import DeviceInfo
 from pushrelay.worker.registry_audience import RegistryAudience
@@ -98,37 +101,70 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         request = NotificationRequest(
             app="bench", notification={"title": "t"}, recipients=Recipients(all=True)
         )
-        nid = outbox.enqueue(request).id
-        [job] = outbox.claim_expansions("bench", limit=10, lease=30)
-        expansion = audience.expand(job, chunk=1000)
-        chunks = stage("stream", lambda: list(expansion.chunks))
 
-        def insert() -> None:
-            for devices, cursor in chunks:
-                outbox.add_deliveries(nid, devices, cursor=cursor, worker_id="bench", lease=30)
-            outbox.finish_expansion(nid, warnings=[], errors=[])
+        def expanding() -> str:
+            nid = outbox.enqueue(request).id
+            [job] = outbox.claim_expansions("bench", limit=10, lease=30)
+            if "stream" not in out:
+                out["_chunks"] = stage("stream", lambda: list(audience.expand(job, chunk=1000).chunks))
+            return nid
 
-        stage("insert", insert)
+        def delivered(claimed: list[Any]) -> list[Any]:
+            return [(c, DeliveryResult(c.token, Outcome.DELIVERED, 200)) for c in claimed]
 
-        def claim() -> list[Any]:
-            got = []
-            while chunk := outbox.claim("bench", limit=500, lease=30):
-                got += chunk
-            return got
-
-        claimed = stage("claim", claim)
-        answers = [(c, DeliveryResult(c.token, Outcome.DELIVERED, 200)) for c in claimed]
-
-        def record() -> list[str]:
+        def record(nid: str, answers: list[Any]) -> list[str]:
             return [
-                nid
-                for i in range(0, n, 200)
-                for nid in outbox.record("bench", answers[i : i + 200]).completed
+                done
+                for i in range(0, len(answers), 200)
+                for done in outbox.record("bench", answers[i : i + 200]).completed
             ]
 
-        completed = stage("record", record)
-        statuses = stage("status", lambda: [outbox.status(nid) for _ in range(20)], per=20)
-        out["ok"] = completed == [nid] and statuses[0].counts == {"total": n, "delivered": n}
+        def claimed_path() -> bool:
+            """insert pending, claim, record: what a delivery cost before the hand-off, and what
+            it costs still when the expansion's worker has no room for it (another worker claims)."""
+            nid = expanding()
+
+            def insert() -> None:
+                for devices, cursor in out["_chunks"]:
+                    outbox.add_deliveries(nid, devices, cursor=cursor, worker_id="bench", lease=30)
+                outbox.finish_expansion(nid, warnings=[], errors=[])
+
+            stage("insert", insert)
+
+            def claim() -> list[Any]:
+                got = []
+                while chunk := outbox.claim("bench", limit=500, lease=30):
+                    got += chunk
+                return got
+
+            answers = delivered(stage("claim", claim))
+            completed = stage("record", lambda: record(nid, answers))
+            statuses = stage("status", lambda: [outbox.status(nid) for _ in range(20)], per=20)
+            return completed == [nid] and statuses[0].counts == {"total": n, "delivered": n}
+
+        def leased_path() -> bool:
+            """The expansion inserts the deliveries leased to its own worker (``Handoff``, room for
+            all of them here): no claim, one row version less."""
+            nid = expanding()
+
+            def insert_leased() -> list[Any]:
+                got = []
+                for devices, cursor in out["_chunks"]:
+                    handoff = Handoff(room=len(devices), lease=30)
+                    outbox.add_deliveries(
+                        nid, devices, cursor=cursor, worker_id="bench", lease=30, handoff=handoff
+                    )
+                    got += handoff.taken
+                outbox.finish_expansion(nid, warnings=[], errors=[])
+                return got
+
+            answers = delivered(stage("insert_leased", insert_leased))
+            completed = stage("record_leased", lambda: record(nid, answers))
+            return completed == [nid] and len(answers) == n
+
+        paths = [leased_path, claimed_path] if args.leased_first else [claimed_path, leased_path]
+        out["ok"] = all([path() for path in paths])
+        del out["_chunks"]
         return out
     finally:
         db.dispose()
@@ -145,6 +181,7 @@ def main() -> None:
     p.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     p.add_argument("--database-url", default=None, help="an empty database (default: a throw-away one)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--leased-first", action="store_true", help="the leased path on the empty table")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="pushrelay-stages-") as d:
         out = run(args, Path(d))
