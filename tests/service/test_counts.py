@@ -199,3 +199,37 @@ def test_the_migration_counts_the_deliveries_already_there(database_url: str) ->
         "expired": 1,
     }
     assert_counts_add_up(database_url)
+
+
+@pytest.mark.postgres
+def test_the_sweep_folds_the_rows_of_a_large_send_still_sending(pg_url: str) -> None:
+    with Database(pg_url) as db:
+        ob = SqlOutbox(db.engine)
+        tokens = [f"t{i}" for i in range(41)]
+        nid = ob.enqueue(_req(tokens)).id
+        _expand(ob, tokens)
+        for _ in range(40):  # one at a time: two rows a claim, two a record; one stays pending
+            claimed = ob.claim("w1", limit=1, lease=30)
+            ob.record("w1", [(claimed[0], DeliveryResult(claimed[0].token, Outcome.DELIVERED, 200))])
+        before = ob.status(nid)
+        assert before is not None and before.state == "sending"
+
+        def rows() -> int:
+            with db.engine.connect() as conn:
+                return int(
+                    conn.execute(
+                        sa.select(sa.func.count())
+                        .select_from(CountRow)
+                        .where(CountRow.notification_id == nid)
+                    ).scalar_one()
+                )
+
+        assert rows() > 64
+        ob.sweep()
+        assert rows() == 2  # delivered 40, pending 1
+        after = ob.status(nid)
+        assert after is not None and after.counts == before.counts == {
+            "total": 41,
+            "delivered": 40,
+            "pending": 1,
+        }
