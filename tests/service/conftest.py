@@ -259,6 +259,20 @@ def post_to_tokens(stack: Stack, tokens: list[str], notification: dict[str, Any]
         return str(r.json()["id"])
 
 
+def register_and_send_all(stack: Stack, tokens: list[str]) -> str:
+    """Register ``tokens`` for ``myapp`` through the batch endpoint, then send one notification to
+    ``recipients.all``; its id."""
+    with stack.client(stack.admin) as c:
+        for i in range(0, len(tokens), 1000):
+            batch = [{"app": "myapp", "token": t} for t in tokens[i : i + 1000]]
+            r = c.post("/v1/devices:batch", json={"devices": batch})
+            assert r.status_code == 200 and not r.json()["counts"]["failed"], r.text
+        r = c.post("/v1/notifications", json={"app": "myapp", "notification": {"title": "all"},
+                                              "recipients": {"all": True}})  # fmt: skip
+        assert r.status_code == 202, r.text
+        return str(r.json()["id"])
+
+
 def notification_state(stack: Stack, nid: str) -> str:
     with stack.client(stack.sender) as snd:
         return str(snd.get(f"/v1/notifications/{nid}").json()["state"])

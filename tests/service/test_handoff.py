@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from pushrelay.db import Database
 from pushrelay.sandbox import ApnsSandbox
 
-from .conftest import Stack, wait_until
+from .conftest import Stack, register_and_send_all, wait_until
 
 DEVICES = 3000
 
@@ -60,18 +60,6 @@ def _query(url: str, sql: str, **params: Any) -> list[Any]:
             return list(conn.execute(sa.text(sql), params).all())
     finally:
         db.dispose()
-
-
-def _register_and_send(stack: Stack, tokens: list[str]) -> str:
-    with stack.client(stack.admin) as c:
-        for i in range(0, len(tokens), 1000):
-            batch = [{"app": "myapp", "token": t} for t in tokens[i : i + 1000]]
-            r = c.post("/v1/devices:batch", json={"devices": batch})
-            assert r.status_code == 200 and not r.json()["counts"]["failed"], r.text
-        r = c.post("/v1/notifications", json={"app": "myapp", "notification": {"title": "all"},
-                                              "recipients": {"all": True}})  # fmt: skip
-        assert r.status_code == 202, r.text
-        return str(r.json()["id"])
 
 
 def _wait_completed(stack: Stack, nid: str, timeout: float = 120) -> dict[str, int]:
@@ -124,7 +112,7 @@ def test_one_worker_inserts_a_large_send_leased_and_writes_each_delivery_twice(
     stack.service.start()
     try:
         tokens = [f"{i:064x}" for i in range(DEVICES)]
-        nid = _register_and_send(stack, tokens)
+        nid = register_and_send_all(stack, tokens)
         assert _wait_completed(stack, nid) == {"total": DEVICES, "delivered": DEVICES}
     finally:
         stack.service.stop()
@@ -161,7 +149,7 @@ def test_a_worker_started_mid_send_gets_a_share_of_what_was_left_pending(
     stack.service.start("--api-only")
     try:
         workers.start()
-        nid = _register_and_send(stack, tokens)
+        nid = register_and_send_all(stack, tokens)
         # the first worker has leased what its loops can take and waits for room (it is alone)
         wait_until(
             lambda: (
@@ -199,7 +187,7 @@ def test_rows_inserted_leased_by_a_killed_worker_are_recovered(
     stack.service.start("--api-only")
     try:
         first = workers.start()
-        nid = _register_and_send(stack, tokens)
+        nid = register_and_send_all(stack, tokens)
         wait_until(
             lambda: (
                 _query(

@@ -24,7 +24,7 @@ from pushrelay.queue import NotificationRequest, Recipients, SqlOutbox
 from pushrelay.queue.models import DeliveryRow, utcnow
 from pushrelay.sandbox import ApnsSandbox
 
-from .conftest import Stack, assert_counts_add_up, wait_until
+from .conftest import Stack, assert_counts_add_up, register_and_send_all, wait_until
 from .test_completion_race import _race, _Second
 
 pytestmark = pytest.mark.postgres
@@ -64,15 +64,8 @@ def test_two_worker_processes_attempt_each_delivery_once(
             "both workers to listen",
         )
         tokens = [f"{i:064x}" for i in range(DEVICES)]
+        nid = register_and_send_all(stack, tokens)
         with stack.client(stack.admin) as c:
-            for i in range(0, DEVICES, 1000):
-                batch = [{"app": "myapp", "token": t} for t in tokens[i : i + 1000]]
-                r = c.post("/v1/devices:batch", json={"devices": batch})
-                assert r.status_code == 200 and not r.json()["counts"]["failed"], r.text
-            r = c.post("/v1/notifications", json={"app": "myapp", "notification": {"title": "all"},
-                                                  "recipients": {"all": True}})  # fmt: skip
-            assert r.status_code == 202, r.text
-            nid = r.json()["id"]
             wait_until(
                 lambda: c.get(f"/v1/notifications/{nid}").json()["state"] == "completed", 120, "the send"
             )
