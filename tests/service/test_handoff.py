@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from pushrelay.db import Database
@@ -132,6 +133,11 @@ def test_one_worker_inserts_a_large_send_leased_and_writes_each_delivery_twice(
     assert _query(database_url, "SELECT DISTINCT attempts FROM outbox_deliveries") == [(1,)]
 
 
+# several worker processes share one database on PostgreSQL (the deployment that scales out);
+# SQLite's one-worker hand-off and its crash recovery are covered by the other tests here
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
 def test_a_worker_started_mid_send_gets_a_share_of_what_was_left_pending(
     database_url: str, sandbox: ApnsSandbox, tmp_path: Path
 ) -> None:
