@@ -25,8 +25,11 @@ NOTE = {"title": "This is title", "body": "Here is the content of this notificat
 
 
 def ios_table(config: Config, registry: DeviceRegistry) -> dict[str, object]:
-    """A provider table with iOS only (the app's Android and web devices have no provider)."""
-    return {"ios": Platforms(config.apps, builder_for(None), registry.subscription_keys).table["ios"]}
+    """A provider table with iOS only (the app's Android and web devices have no provider). Built
+    on the registry's database, as the library's own table is: the provider JWT they share is then
+    minted once (a second key's JWT within 20 min gets APNs' 429 TooManyProviderTokenUpdates)."""
+    builder = builder_for(registry.db.engine)
+    return {"ios": Platforms(config.apps, builder, registry.subscription_keys).table["ios"]}
 
 
 def push_for(
